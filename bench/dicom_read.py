@@ -8,8 +8,8 @@ Methods, each reading the file from disk every time:
   pydicom raw         dcmread(f).pixel_array                  (decoded stored values, no LUTs)
   medfast             read_dicom(f)                           (float32, modality LUT + header VOI + MONOCHROME1)
   medfast voi=None    read_dicom(f, voi=None)                 (float32, modality LUT only: HU)
-  fastai scaled_px    fastai.medical.imaging dcmread(f).scaled_px
-  fastai windowed     fastai.medical.imaging dcmread(f).windowed(1500, -600)
+  fastai scaled_px    fastai.medical.imaging Path(f).dcmread().scaled_px
+  fastai windowed     fastai.medical.imaging Path(f).dcmread().windowed(1500, -600)
 
 Rounds are interleaved (every method runs once per round on every file) so machine noise hits all methods alike;
 the table reports the median time per image. Run: `python bench/dicom_read.py [--rounds N]`.
@@ -43,8 +43,8 @@ METHODS = {
     'pydicom raw': lambda f: dcmread(f).pixel_array,
     'medfast': lambda f: read_dicom(f),
     'medfast voi=None': lambda f: read_dicom(f, voi=None),
-    'fastai scaled_px': lambda f: fmi.dcmread(f).scaled_px,
-    'fastai windowed': lambda f: fmi.dcmread(f).windowed(1500, -600),
+    'fastai scaled_px': lambda f: Path(f).dcmread().scaled_px,
+    'fastai windowed': lambda f: Path(f).dcmread().windowed(1500, -600),
 }
 
 def main(rounds=30):

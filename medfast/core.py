@@ -8,18 +8,18 @@ Docs: https://medfast.github.io/medfast/core.html.md"""
 __all__ = ['DATA_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError', 'DicomReadError', 'project_root', 'data_dir',
            'data_path', 'find_data', 'seed_everything']
 
-# %% ../nbs/00_core.ipynb #3bfdce32
+# %% ../nbs/00_core.ipynb #a56b8e27
 import os, random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# %% ../nbs/00_core.ipynb #22786308
+# %% ../nbs/00_core.ipynb #75e33946
 __all__ = ['MedfastError', 'DataMissingError', 'DicomReadError', 'InvalidArgumentError', 'DATA_ENV', 'project_root', 'data_dir', 'data_path',
            'find_data', 'seed_everything']
 
-# %% ../nbs/00_core.ipynb #6e6823c5
+# %% ../nbs/00_core.ipynb #83d65ee3
 class MedfastError(Exception):
     "Base class of every error medfast raises on purpose"
 
@@ -39,7 +39,7 @@ class DicomReadError(MedfastError, ValueError):
         super().__init__(f"{path}: {reason}")
     def __reduce__(self): return (type(self), (self.path, self.reason))
 
-# %% ../nbs/00_core.ipynb #b0bc46c7
+# %% ../nbs/00_core.ipynb #3b7c5b9f
 DATA_ENV = 'MEDFAST_DATA'
 
 def _is_root(p:Path): return (p/'pyproject.toml').is_file() and (p/'medfast').is_dir()
@@ -76,7 +76,7 @@ def find_data(*parts:str) -> Path|None:
         print(f"SKIPPED (data absent): {e}")
         return None
 
-# %% ../nbs/00_core.ipynb #b11117fb
+# %% ../nbs/00_core.ipynb #cb8f0362
 def seed_everything(seed:int=42, # The seed for every generator
                     reproducible:bool=False, # Also ask cuDNN/torch for deterministic algorithms (slower)
                    ) -> int:

@@ -9,7 +9,7 @@ __all__ = ['WINDOWS', 'MAX_DECODED_BYTES', 'PHI_KEYWORDS', 'Window', 'DicomArray
            'decode_report', 'strip_phi', 'dicoms_to_df', 'is_dicom', 'to_uint8', 'TensorDicomFloat', 'PILDicom',
            'PILDicomBW', 'DicomReader', 'DicomBlock']
 
-# %% ../nbs/01_dicom.ipynb #ed67f040
+# %% ../nbs/01_dicom.ipynb #1fa3a06f
 import io, os, warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -22,17 +22,18 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder, apply_modality_lut, apply_voi, apply_color_lut
-from pydicom.uid import UID, ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian
+from pydicom.uid import UID, ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian, JPEGBaseline8Bit
 from pydicom.valuerep import PersonName
+import torch
 
 from .core import DicomReadError, InvalidArgumentError
 
-# %% ../nbs/01_dicom.ipynb #b63fa60b
+# %% ../nbs/01_dicom.ipynb #a234099c
 __all__ = ['Window', 'WINDOWS', 'PHI_KEYWORDS', 'MAX_DECODED_BYTES', 'DicomArray', 'read_header', 'read_dicom', 'array_to_dicom', 'to_uint8',
            'is_dicom', 'strip_phi', 'dicoms_to_df', 'decode_report', 'PILDicom', 'PILDicomBW', 'TensorDicomFloat',
            'DicomReader', 'DicomBlock']
 
-# %% ../nbs/01_dicom.ipynb #a83ca523
+# %% ../nbs/01_dicom.ipynb #4d76e122
 class Window(NamedTuple):
     "A VOI window in modality units (Hounsfield units for CT)"
     center:float
@@ -43,7 +44,7 @@ WINDOWS = dict(brain=Window(40, 80), subdural=Window(100, 254), stroke=Window(32
                liver=Window(30, 150), spine_soft=Window(50, 250), spine_bone=Window(400, 1800),
                bone=Window(400, 1800), soft_tissue=Window(50, 400))
 
-# %% ../nbs/01_dicom.ipynb #21b6f4a9
+# %% ../nbs/01_dicom.ipynb #3d313b96
 class DicomArray(np.ndarray):
     "float32 pixels from `read_dicom`, carrying the `header`, the `path`, the `steps` applied and whether values are `scaled` to [0, 1]"
     def __new__(cls, arr, header=None, path=None, steps=(), scaled=False):
@@ -62,7 +63,7 @@ class DicomArray(np.ndarray):
         super().__setstate__(st[0])
         self.header,self.path,self.steps,self.scaled = st[1:]
 
-# %% ../nbs/01_dicom.ipynb #9559d715
+# %% ../nbs/01_dicom.ipynb #6f95b016
 MAX_DECODED_BYTES = 4 * 2**30   # refuse headers that claim more decoded pixels than this (a corrupt Rows/Columns, usually)
 _PIXEL_KWS = ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')
 
@@ -92,7 +93,7 @@ def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
     if not force and not len(ds): raise DicomReadError(name, 'empty DICOM data set')
     return ds
 
-# %% ../nbs/01_dicom.ipynb #78e60eea
+# %% ../nbs/01_dicom.ipynb #c7cecd30
 _TS_BY_ENCODING = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian, (False, False): ExplicitVRBigEndian}
 _PIP = {'pylibjpeg': 'pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle', 'gdcm': 'python-gdcm', 'pyjpegls': 'pyjpegls',
         'pillow': 'pillow'}
@@ -115,44 +116,63 @@ def _missing_decoder(dec, ts, name):
     hint = f"; install one: {' | '.join(c for c in cmds if c.strip() != 'pip install')}" if labels else ''
     return DicomReadError(name, f"no installed decoder can decompress {ts.name} ({ts}) pixel data{hint}")
 
+def _native_view(ds, ts, name, nf, frame):
+    "Read-only view of native (uncompressed) grey `PixelData`, no copy; None where pydicom's decoder must handle it"
+    ba = ds.BitsAllocated
+    if ba not in (8, 16, 32) or ts.is_compressed or 'PixelData' not in ds or (ba == 8 and not ts.is_little_endian): return None
+    dt = np.dtype(('<' if ts.is_little_endian else '>') + ('i' if ds.get('PixelRepresentation', 0) == 1 else 'u') + str(ba//8))
+    rows,cols,data = ds.Rows, ds.Columns, ds.PixelData
+    n = rows*cols
+    if len(data) < n*nf*dt.itemsize:
+        raise DicomReadError(name, f"pixel data is truncated or has the wrong length ({len(data)} bytes where {nf} frame(s) of "
+                                   f"{rows}x{cols} at {ba} bits need {n*nf*dt.itemsize})")
+    if frame is not None: return np.frombuffer(data, dt, count=n, offset=frame*n*dt.itemsize).reshape(rows, cols)
+    return np.frombuffer(data, dt, count=n*nf).reshape((nf, rows, cols) if nf > 1 else (rows, cols))
+
 def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False):
-    "Decode the pixels of `ds` with pydicom; returns (array, transfer syntax)"
-    px = [k for k in _PIXEL_KWS if k in ds]
-    if not px:
+    "Decode the pixels of `ds`; returns (array, transfer syntax, plugin label). With `view`, native grey data comes back as a view"
+    if not any(k in ds for k in _PIXEL_KWS):
         what = ds.get('SOPClassUID', None)
         raise DicomReadError(name, f"no pixel data in this file{f' (a {UID(what).name})' if what else ''}")
     missing = [k for k in ('Rows', 'Columns', 'BitsAllocated', 'PhotometricInterpretation') if ds.get(k, None) in (None, '')]
     if missing: raise DicomReadError(name, f"incomplete image header: {', '.join(missing)} missing")
-    nf = int(ds.get('NumberOfFrames', 1) or 1)
+    nf = int(ds.get('NumberOfFrames', 1) or 1) if 'NumberOfFrames' in ds else 1
     if frame is not None and not 0 <= frame < nf: raise DicomReadError(name, f"frame {frame} requested but the file has {nf} frame(s)")
     nbytes = ds.Rows * ds.Columns * (ds.get('SamplesPerPixel', 1) or 1) * (1 if frame is not None else nf) * max(ds.BitsAllocated, 8)//8
     if nbytes > MAX_DECODED_BYTES: raise DicomReadError(name, f"header claims {nbytes/2**30:.1f} GiB of decoded pixels (corrupt Rows/Columns?)")
     ts = _tsyntax(ds, name)
+    if view and not plugin and (arr := _native_view(ds, ts, name, nf, frame)) is not None: return arr, ts, ''
     try: dec = get_decoder(ts)
     except NotImplementedError: raise DicomReadError(name, f"transfer syntax {ts.name} ({ts}) has no pixel decoder") from None
     if not dec.is_available: raise _missing_decoder(dec, ts, name)
     if plugin and plugin in dec._unavailable: raise _missing_decoder(dec, ts, name)
-    opts = dict(as_rgb=rgb, correct_unused_bits=bits, decoding_plugin=plugin)
+    # Pillow's libjpeg-turbo decodes 8-bit grey JPEG ~3.7x faster than pydicom's default choice (bench/dicom_read.py), within 1 grey level
+    prefer = 'pillow' if (not plugin and ts == JPEGBaseline8Bit and 'pillow' in dec._available and ds.get('SamplesPerPixel', 1) == 1
+                          and ds.BitsAllocated == 8) else ''
+    opts = dict(as_rgb=rgb, correct_unused_bits=bits)
     if view and dec.is_native: opts.update(view_only=True, correct_unused_bits=False)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            arr,_ = dec.as_array(ds, index=frame, **opts)
-    except (KeyboardInterrupt, SystemExit): raise
-    except BaseException as e:   # decoders written in Rust panic with pyo3's PanicException, a BaseException
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if 'less than expected' in msg or isinstance(e, EOFError):
-            raise DicomReadError(name, f"pixel data is truncated or has the wrong length ({msg})") from None
-        if isinstance(e, RuntimeError) and 'exceptions were raised by all' in msg:
-            raise DicomReadError(name, f"{ts.name} pixel data is corrupt or unsupported: every installed decoder ({', '.join(dec.available_plugins)}) failed") from None
-        raise DicomReadError(name, f"cannot decode {ts.name} pixel data ({type(e).__name__}: {msg})") from None
+    for p in ([prefer, plugin] if prefer else [plugin]):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                arr,_ = dec.as_array(ds, index=frame, decoding_plugin=p, **opts)
+            break
+        except (KeyboardInterrupt, SystemExit): raise
+        except BaseException as e:   # decoders written in Rust panic with pyo3's PanicException, a BaseException
+            if p == prefer and p != plugin: continue     # fall back to pydicom's own choice
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if 'less than expected' in msg or isinstance(e, EOFError):
+                raise DicomReadError(name, f"pixel data is truncated or has the wrong length ({msg})") from None
+            if isinstance(e, RuntimeError) and 'exceptions were raised by all' in msg:
+                raise DicomReadError(name, f"{ts.name} pixel data is corrupt or unsupported: every installed decoder ({', '.join(dec.available_plugins)}) failed") from None
+            raise DicomReadError(name, f"cannot decode {ts.name} pixel data ({type(e).__name__}: {msg})") from None
     if ts.is_compressed and arr.size and arr.min() == arr.max():
         clen = len(ds.PixelData) / (1 if frame is not None else nf)
         if clen > 4096: raise DicomReadError(name, f"the decoder returned a constant image from {int(clen)} bytes of {ts.name} data per frame; "
                                                    "the stream is probably corrupt (try another decoding_plugin)")
-    return arr, ts
+    return arr, ts, p
 
-# %% ../nbs/01_dicom.ipynb #b66a9d63
+# %% ../nbs/01_dicom.ipynb #595a643f
 def _num(v, index=0):
     if v is None or v == '': return None
     if isinstance(v, (list, tuple, MultiValue)): v = v[min(index, len(v)-1)] if len(v) else None
@@ -160,38 +180,54 @@ def _num(v, index=0):
 
 def _frame_values(ds, kw, group, nframes, index=0):
     "Per-frame values of `kw`: top level, else shared functional group `group`, else each per-frame group (None when absent)"
-    v = _num(ds.get(kw, None), index)
+    v = _num(ds.get(kw, None), index) if kw in ds else None
     if v is not None: return [v]*nframes
     def _in(fg):
         try: return _num(fg[0][group][0].get(kw, None), index)
         except (KeyError, IndexError, TypeError, AttributeError): return None
     if 'SharedFunctionalGroupsSequence' in ds and (v := _in(ds.SharedFunctionalGroupsSequence)) is not None: return [v]*nframes
-    pf = ds.get('PerFrameFunctionalGroupsSequence', None)
+    pf = ds.get('PerFrameFunctionalGroupsSequence', None) if 'PerFrameFunctionalGroupsSequence' in ds else None
     if pf is not None and len(pf) == nframes:
         vs = [_in([it]) for it in pf]
         if all(v is not None for v in vs): return vs
     return [None]*nframes
 
-# %% ../nbs/01_dicom.ipynb #1f872741
-_BLOCK = 1 << 16   # pixels per block: 256 KiB of float32, well inside L2
+# %% ../nbs/01_dicom.ipynb #48490507
+_BLOCK = 1 << 18        # pixels per block: 1 MiB of float32
+_PAR_MIN = 1 << 20      # images from this many pixels are split over threads
+_POOL = [None, None]    # (pid, executor): a pool inherited through fork is never reused
 
-def _affine(arr, a, b, clip, out=None):
-    "`float32` result of `clip(arr*a + b, 0, 1)` (no clip when `clip` is false), computed in cache-sized blocks"
-    out = np.empty(arr.shape, np.float32) if out is None else out
-    src,dst = arr.reshape(-1), out.reshape(-1)
-    wide = arr.dtype.itemsize > 2   # 32-bit integers lose precision in float32 arithmetic: compute those in float64
+def _pool(n):
+    if _POOL[0] != os.getpid() or _POOL[1]._max_workers < n:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL[:] = [os.getpid(), ThreadPoolExecutor(n, thread_name_prefix='medfast')]
+    return _POOL[1]
+
+def _affine_range(src, dst, lo, hi, a, b, clip):
+    wide = src.dtype.itemsize > 2   # 32-bit integers lose precision in float32 arithmetic: compute those in float64
     a32,b32 = (a, b) if wide else (np.float32(a), np.float32(b))
-    for i in range(0, src.size, _BLOCK):
-        o,s = dst[i:i+_BLOCK], src[i:i+_BLOCK]
+    for i in range(lo, hi, _BLOCK):
+        j = min(i + _BLOCK, hi)
+        o,s = dst[i:j], src[i:j]
         if wide: o[...] = s.astype(np.float64)*a + b
         else:
             o[...] = s
             if a != 1: o *= a32
             if b != 0: o += b32
         if clip: np.clip(o, 0, 1, out=o)
+
+def _affine(arr, a, b, clip, out=None, threads=None):
+    "`float32` result of `clip(arr*a + b, 0, 1)` (no clip when `clip` is false), in blocks; large images over `torch.get_num_threads()` threads"
+    out = np.empty(arr.shape, np.float32) if out is None else out
+    src,dst = arr.reshape(-1), out.reshape(-1)
+    n = threads or (min(torch.get_num_threads(), os.cpu_count() or 1) if src.size >= _PAR_MIN else 1)
+    if n <= 1: _affine_range(src, dst, 0, src.size, a, b, clip)
+    else:   # NumPy releases the GIL inside ufunc loops, so the threads run in parallel
+        cuts = [src.size*k//n for k in range(n+1)]
+        list(_pool(n).map(lambda k: _affine_range(src, dst, cuts[k], cuts[k+1], a, b, clip), range(n)))
     return out
 
-# %% ../nbs/01_dicom.ipynb #baf4cbde
+# %% ../nbs/01_dicom.ipynb #d2d22525
 def _nominal(ds, slope, icpt):
     "(lo, hi) of the values the stored pixels can take, after the modality rescale"
     bs = int(ds.get('BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
@@ -214,7 +250,7 @@ def _fix_bits(arr, ds):
     np.left_shift(arr, shift, out=arr); np.right_shift(arr, shift, out=arr)
     return arr
 
-# %% ../nbs/01_dicom.ipynb #a0c13b59
+# %% ../nbs/01_dicom.ipynb #9fe77b91
 def _window(voi, ds, nframes, voi_index):
     "(kind, per-frame centers, per-frame widths, function) of the requested VOI"
     if voi is None: return None, None, None, None
@@ -318,7 +354,7 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
     if not np.isfinite(out).all(): raise DicomReadError(name, f"{int((~np.isfinite(out)).sum())} pixels are NaN or infinite")
     return out, steps, bool(kind)
 
-# %% ../nbs/01_dicom.ipynb #bfb69377
+# %% ../nbs/01_dicom.ipynb #0a182b34
 def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
                voi='header', # 'header': the file's VOI LUT or window (none if it has neither); a `WINDOWS` preset name; (center, width); or None
                modality_lut:bool=True, # Apply Rescale Slope/Intercept, the Modality LUT Sequence or RT Dose Grid Scaling
@@ -337,8 +373,8 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
         spp = int(ds.get('SamplesPerPixel', 1) or 1)
         pi = str(ds.get('PhotometricInterpretation', '') or '').strip().upper()
         grey = spp == 1 and pi != 'PALETTE COLOR'
-        arr,ts = _decode(ds, name, frame=frame, rgb=rgb, bits=bits, plugin=decoding_plugin, view=grey and bits)
-        steps = [f"decode: {ts.name}"]
+        arr,ts,used = _decode(ds, name, frame=frame, rgb=rgb, bits=bits, plugin=decoding_plugin, view=grey and bits)
+        steps = [f"decode: {ts.name}" + (f" [{used}]" if used else '')]
         if grey:
             if bits and not ts.is_compressed and not _bits_ok(arr, ds): arr = _fix_bits(arr, ds); steps.append('bits: masked above Bits Stored')
             out,more,scaled = _grey(arr, ds, name, modality=modality_lut, voi=voi, invert=invert, voi_index=voi_index, frame=frame)
@@ -360,7 +396,7 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
     except (DicomReadError, InvalidArgumentError, KeyboardInterrupt, SystemExit): raise
     except BaseException as e: raise DicomReadError(name, f"unreadable image header or pixels ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/01_dicom.ipynb #bc5e9041
+# %% ../nbs/01_dicom.ipynb #5a1514f4
 def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) / (F,H,W,3) uint8 RGB
                    dest=None, # File path to write; None returns the bytes
                    bits_stored:int|None=None, # Bits Stored (default: all bits of the dtype)
@@ -395,7 +431,7 @@ def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) 
     b = io.BytesIO(); d.save_as(b, enforce_file_format=True)
     return b.getvalue()
 
-# %% ../nbs/01_dicom.ipynb #d695bf51
+# %% ../nbs/01_dicom.ipynb #da82ccde
 def decode_report(paths, # DICOM files
                   n_workers:int=0, # Worker processes (0: in this process)
                   progress:bool=False, # Show a progress bar
@@ -416,7 +452,7 @@ def _report_row(p, **kwargs):
              steps='; '.join(a.steps[1:]))
     return r
 
-# %% ../nbs/01_dicom.ipynb #3a877dca
+# %% ../nbs/01_dicom.ipynb #4492d137
 PHI_KEYWORDS = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientBirthTime', 'PatientBirthName', 'PatientMotherBirthName',
                 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientTelephoneNumbers',
                 'MedicalRecordLocator', 'IssuerOfPatientID', 'PatientComments', 'MilitaryRank', 'Occupation', 'PatientInsurancePlanCodeSequence',
@@ -473,7 +509,7 @@ def dicoms_to_df(paths, # DICOM files
     rows = parallel(_header_row, paths, n_workers=n_workers, progress=progress, anonymize=anonymize, force=force, on_error=on_error)
     return pd.DataFrame(list(rows))
 
-# %% ../nbs/01_dicom.ipynb #20f87914
+# %% ../nbs/01_dicom.ipynb #a88dae20
 _DCM_SUFFIXES = ('.dcm', '.dicom', '.dic')
 _IMG_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.gif', '.webp')
 
@@ -496,12 +532,11 @@ def to_uint8(img:np.ndarray) -> np.ndarray:
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return (np.clip(a, 0, 1)*255 + 0.5).astype(np.uint8)
 
-# %% ../nbs/01_dicom.ipynb #67ed4d5c
+# %% ../nbs/01_dicom.ipynb #7de498fa
 from fastai.vision.core import PILImage, PILImageBW, TensorImage
 from fastai.data.block import TransformBlock
 from fastai.data.transforms import IntToFloatTensor
 from fasttransform import Transform
-import torch
 
 class TensorDicomFloat(TensorImage):
     "A float DICOM image (C,H,W) with its `read_dicom` values (HU, or [0, 1] after a VOI), shown in grey"

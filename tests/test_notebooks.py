@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+from nbdev.test import test_nb as run_notebook   # aliased: pytest would collect a name starting with test_
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = get_config(ROOT)
@@ -17,5 +17,5 @@ NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_
 def test_notebook(nb):
     skip = CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else list(CFG.tst_flags)
     force = os.environ.get('MEDFAST_TEST_FLAGS', '').split()
-    ok, secs = test_nb(nb, skip_flags=skip, force_flags=force, basepath=ROOT, cell_timeout=CFG.cell_timeout)
+    ok, secs = run_notebook(nb, skip_flags=skip, force_flags=force, basepath=ROOT, cell_timeout=CFG.cell_timeout)
     assert ok, f"{nb.name} failed (the failing cell's traceback is printed above)"
