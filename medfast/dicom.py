@@ -9,7 +9,7 @@ __all__ = ['WINDOWS', 'MAX_DECODED_BYTES', 'PHI_KEYWORDS', 'Window', 'DicomArray
            'decode_report', 'strip_phi', 'dicoms_to_df', 'is_dicom', 'to_uint8', 'TensorDicomFloat', 'PILDicom',
            'PILDicomBW', 'DicomReader', 'DicomBlock']
 
-# %% ../nbs/01_dicom.ipynb #1fa3a06f
+# %% ../nbs/01_dicom.ipynb #23a3d8b0
 import io, os, warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -24,16 +24,18 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder, apply_modality_lut, apply_voi, apply_color_lut
 from pydicom.uid import UID, ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian, JPEGBaseline8Bit
 from pydicom.valuerep import PersonName
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import BaseTag
 import torch
 
 from .core import DicomReadError, InvalidArgumentError
 
-# %% ../nbs/01_dicom.ipynb #a234099c
+# %% ../nbs/01_dicom.ipynb #ed1644aa
 __all__ = ['Window', 'WINDOWS', 'PHI_KEYWORDS', 'MAX_DECODED_BYTES', 'DicomArray', 'read_header', 'read_dicom', 'array_to_dicom', 'to_uint8',
            'is_dicom', 'strip_phi', 'dicoms_to_df', 'decode_report', 'PILDicom', 'PILDicomBW', 'TensorDicomFloat',
            'DicomReader', 'DicomBlock']
 
-# %% ../nbs/01_dicom.ipynb #4d76e122
+# %% ../nbs/01_dicom.ipynb #b7cb7e7e
 class Window(NamedTuple):
     "A VOI window in modality units (Hounsfield units for CT)"
     center:float
@@ -44,7 +46,7 @@ WINDOWS = dict(brain=Window(40, 80), subdural=Window(100, 254), stroke=Window(32
                liver=Window(30, 150), spine_soft=Window(50, 250), spine_bone=Window(400, 1800),
                bone=Window(400, 1800), soft_tissue=Window(50, 400))
 
-# %% ../nbs/01_dicom.ipynb #3d313b96
+# %% ../nbs/01_dicom.ipynb #55aad780
 class DicomArray(np.ndarray):
     "float32 pixels from `read_dicom`, carrying the `header`, the `path`, the `steps` applied and whether values are `scaled` to [0, 1]"
     def __new__(cls, arr, header=None, path=None, steps=(), scaled=False):
@@ -63,7 +65,7 @@ class DicomArray(np.ndarray):
         super().__setstate__(st[0])
         self.header,self.path,self.steps,self.scaled = st[1:]
 
-# %% ../nbs/01_dicom.ipynb #6f95b016
+# %% ../nbs/01_dicom.ipynb #43b4521a
 MAX_DECODED_BYTES = 4 * 2**30   # refuse headers that claim more decoded pixels than this (a corrupt Rows/Columns, usually)
 _PIXEL_KWS = ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')
 
@@ -72,6 +74,18 @@ def _name(src):
     if isinstance(src, (bytes, bytearray, memoryview)): return f'<{len(src)} bytes>'
     if isinstance(src, Dataset): return str(getattr(src, 'filename', None) or '<Dataset>')
     return str(getattr(src, 'name', None) or f'<{type(src).__name__}>')
+
+_TAGS = {}
+def _tag(kw):
+    t = _TAGS.get(kw)
+    if t is None: t = _TAGS[kw] = BaseTag(tag_for_keyword(kw))
+    return t
+
+def _has(ds, kw): return _tag(kw) in ds
+def _get(ds, kw, default=None):
+    "`ds.get(kw, default)` through the tag: pydicom's keyword lookups cost several times more, and `read_dicom` makes dozens"
+    t = _tag(kw)
+    return ds[t].value if t in ds else default
 
 def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
                 force:bool=False, # Read data sets without the 128-byte preamble and `DICM` marker
@@ -93,7 +107,7 @@ def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
     if not force and not len(ds): raise DicomReadError(name, 'empty DICOM data set')
     return ds
 
-# %% ../nbs/01_dicom.ipynb #c7cecd30
+# %% ../nbs/01_dicom.ipynb #94e6e551
 _TS_BY_ENCODING = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian, (False, False): ExplicitVRBigEndian}
 _PIP = {'pylibjpeg': 'pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle', 'gdcm': 'python-gdcm', 'pyjpegls': 'pyjpegls',
         'pillow': 'pillow'}
@@ -120,7 +134,7 @@ def _native_view(ds, ts, name, nf, frame):
     "Read-only view of native (uncompressed) grey `PixelData`, no copy; None where pydicom's decoder must handle it"
     ba = ds.BitsAllocated
     if ba not in (8, 16, 32) or ts.is_compressed or 'PixelData' not in ds or (ba == 8 and not ts.is_little_endian): return None
-    dt = np.dtype(('<' if ts.is_little_endian else '>') + ('i' if ds.get('PixelRepresentation', 0) == 1 else 'u') + str(ba//8))
+    dt = np.dtype(('<' if ts.is_little_endian else '>') + ('i' if _get(ds, 'PixelRepresentation', 0) == 1 else 'u') + str(ba//8))
     rows,cols,data = ds.Rows, ds.Columns, ds.PixelData
     n = rows*cols
     if len(data) < n*nf*dt.itemsize:
@@ -131,14 +145,14 @@ def _native_view(ds, ts, name, nf, frame):
 
 def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False):
     "Decode the pixels of `ds`; returns (array, transfer syntax, plugin label). With `view`, native grey data comes back as a view"
-    if not any(k in ds for k in _PIXEL_KWS):
-        what = ds.get('SOPClassUID', None)
+    if not any(_has(ds, k) for k in _PIXEL_KWS):
+        what = _get(ds, 'SOPClassUID', None)
         raise DicomReadError(name, f"no pixel data in this file{f' (a {UID(what).name})' if what else ''}")
-    missing = [k for k in ('Rows', 'Columns', 'BitsAllocated', 'PhotometricInterpretation') if ds.get(k, None) in (None, '')]
+    missing = [k for k in ('Rows', 'Columns', 'BitsAllocated', 'PhotometricInterpretation') if _get(ds, k) in (None, '')]
     if missing: raise DicomReadError(name, f"incomplete image header: {', '.join(missing)} missing")
-    nf = int(ds.get('NumberOfFrames', 1) or 1) if 'NumberOfFrames' in ds else 1
+    nf = int(_get(ds, 'NumberOfFrames', 1) or 1) if _has(ds, 'NumberOfFrames') else 1
     if frame is not None and not 0 <= frame < nf: raise DicomReadError(name, f"frame {frame} requested but the file has {nf} frame(s)")
-    nbytes = ds.Rows * ds.Columns * (ds.get('SamplesPerPixel', 1) or 1) * (1 if frame is not None else nf) * max(ds.BitsAllocated, 8)//8
+    nbytes = ds.Rows * ds.Columns * (_get(ds, 'SamplesPerPixel', 1) or 1) * (1 if frame is not None else nf) * max(ds.BitsAllocated, 8)//8
     if nbytes > MAX_DECODED_BYTES: raise DicomReadError(name, f"header claims {nbytes/2**30:.1f} GiB of decoded pixels (corrupt Rows/Columns?)")
     ts = _tsyntax(ds, name)
     if view and not plugin and (arr := _native_view(ds, ts, name, nf, frame)) is not None: return arr, ts, ''
@@ -147,7 +161,7 @@ def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False)
     if not dec.is_available: raise _missing_decoder(dec, ts, name)
     if plugin and plugin in dec._unavailable: raise _missing_decoder(dec, ts, name)
     # Pillow's libjpeg-turbo decodes 8-bit grey JPEG ~3.7x faster than pydicom's default choice (bench/dicom_read.py), within 1 grey level
-    prefer = 'pillow' if (not plugin and ts == JPEGBaseline8Bit and 'pillow' in dec._available and ds.get('SamplesPerPixel', 1) == 1
+    prefer = 'pillow' if (not plugin and ts == JPEGBaseline8Bit and 'pillow' in dec._available and _get(ds, 'SamplesPerPixel', 1) == 1
                           and ds.BitsAllocated == 8) else ''
     opts = dict(as_rgb=rgb, correct_unused_bits=bits)
     if view and dec.is_native: opts.update(view_only=True, correct_unused_bits=False)
@@ -172,7 +186,7 @@ def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False)
                                                    "the stream is probably corrupt (try another decoding_plugin)")
     return arr, ts, p
 
-# %% ../nbs/01_dicom.ipynb #595a643f
+# %% ../nbs/01_dicom.ipynb #3c24a63e
 def _num(v, index=0):
     if v is None or v == '': return None
     if isinstance(v, (list, tuple, MultiValue)): v = v[min(index, len(v)-1)] if len(v) else None
@@ -180,68 +194,53 @@ def _num(v, index=0):
 
 def _frame_values(ds, kw, group, nframes, index=0):
     "Per-frame values of `kw`: top level, else shared functional group `group`, else each per-frame group (None when absent)"
-    v = _num(ds.get(kw, None), index) if kw in ds else None
+    v = _num(_get(ds, kw), index)
     if v is not None: return [v]*nframes
     def _in(fg):
         try: return _num(fg[0][group][0].get(kw, None), index)
         except (KeyError, IndexError, TypeError, AttributeError): return None
-    if 'SharedFunctionalGroupsSequence' in ds and (v := _in(ds.SharedFunctionalGroupsSequence)) is not None: return [v]*nframes
-    pf = ds.get('PerFrameFunctionalGroupsSequence', None) if 'PerFrameFunctionalGroupsSequence' in ds else None
+    if _has(ds, 'SharedFunctionalGroupsSequence') and (v := _in(ds.SharedFunctionalGroupsSequence)) is not None: return [v]*nframes
+    pf = _get(ds, 'PerFrameFunctionalGroupsSequence', None) if _has(ds, 'PerFrameFunctionalGroupsSequence') else None
     if pf is not None and len(pf) == nframes:
         vs = [_in([it]) for it in pf]
         if all(v is not None for v in vs): return vs
     return [None]*nframes
 
-# %% ../nbs/01_dicom.ipynb #48490507
-_BLOCK = 1 << 18        # pixels per block: 1 MiB of float32
-_PAR_MIN = 1 << 20      # images from this many pixels are split over threads
-_POOL = [None, None]    # (pid, executor): a pool inherited through fork is never reused
+# %% ../nbs/01_dicom.ipynb #306ccc7b
+_BLOCK = 1 << 18   # pixels per block: 1 MiB of float32, so the in-place passes stay in the CPU cache
 
-def _pool(n):
-    if _POOL[0] != os.getpid() or _POOL[1]._max_workers < n:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL[:] = [os.getpid(), ThreadPoolExecutor(n, thread_name_prefix='medfast')]
-    return _POOL[1]
-
-def _affine_range(src, dst, lo, hi, a, b, clip):
-    wide = src.dtype.itemsize > 2   # 32-bit integers lose precision in float32 arithmetic: compute those in float64
+def _affine(arr, a, b, clip, out=None):
+    "`float32` result of `clip(arr*a + b, 0, 1)` (no clip when `clip` is false), computed block by block"
+    if out is None and a == 1 and b == 0 and not clip: return arr.astype(np.float32)
+    out = np.empty(arr.shape, np.float32) if out is None else out
+    src,dst = arr.reshape(-1), out.reshape(-1)
+    wide = arr.dtype.itemsize > 2   # 32-bit integers lose precision in float32 arithmetic: compute those in float64
     a32,b32 = (a, b) if wide else (np.float32(a), np.float32(b))
-    for i in range(lo, hi, _BLOCK):
-        j = min(i + _BLOCK, hi)
-        o,s = dst[i:j], src[i:j]
+    for i in range(0, src.size, _BLOCK):
+        o,s = dst[i:i+_BLOCK], src[i:i+_BLOCK]
         if wide: o[...] = s.astype(np.float64)*a + b
         else:
             o[...] = s
             if a != 1: o *= a32
             if b != 0: o += b32
         if clip: np.clip(o, 0, 1, out=o)
-
-def _affine(arr, a, b, clip, out=None, threads=None):
-    "`float32` result of `clip(arr*a + b, 0, 1)` (no clip when `clip` is false), in blocks; large images over `torch.get_num_threads()` threads"
-    out = np.empty(arr.shape, np.float32) if out is None else out
-    src,dst = arr.reshape(-1), out.reshape(-1)
-    n = threads or (min(torch.get_num_threads(), os.cpu_count() or 1) if src.size >= _PAR_MIN else 1)
-    if n <= 1: _affine_range(src, dst, 0, src.size, a, b, clip)
-    else:   # NumPy releases the GIL inside ufunc loops, so the threads run in parallel
-        cuts = [src.size*k//n for k in range(n+1)]
-        list(_pool(n).map(lambda k: _affine_range(src, dst, cuts[k], cuts[k+1], a, b, clip), range(n)))
     return out
 
-# %% ../nbs/01_dicom.ipynb #d2d22525
+# %% ../nbs/01_dicom.ipynb #9df8e017
 def _nominal(ds, slope, icpt):
     "(lo, hi) of the values the stored pixels can take, after the modality rescale"
-    bs = int(ds.get('BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
-    lo,hi = (-(2**(bs-1)), 2**(bs-1)-1) if ds.get('PixelRepresentation', 0) == 1 else (0, 2**bs-1)
+    bs = int(_get(ds, 'BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
+    lo,hi = (-(2**(bs-1)), 2**(bs-1)-1) if _get(ds, 'PixelRepresentation', 0) == 1 else (0, 2**bs-1)
     if slope is None: return lo,hi
     lo,hi = lo*slope + icpt, hi*slope + icpt
     return min(lo, hi), max(lo, hi)
 
 def _bits_ok(arr, ds):
     "True when no pixel of the raw view uses the bits above Bits Stored (so no masking is needed)"
-    ba,bs = arr.dtype.itemsize*8, int(ds.get('BitsStored', 0) or 0)
+    ba,bs = arr.dtype.itemsize*8, int(_get(ds, 'BitsStored', 0) or 0)
     if not bs or bs >= ba or arr.dtype.kind not in 'iu': return True
     lo,hi = _nominal(ds, None, None)
-    return bool(arr.min() >= lo and arr.max() <= hi)
+    return bool(arr.max() <= hi) if arr.dtype.kind == 'u' else bool(arr.min() >= lo and arr.max() <= hi)
 
 def _fix_bits(arr, ds):
     "Sign-extend / mask the bits above Bits Stored, as pydicom's `correct_unused_bits` does"
@@ -250,7 +249,7 @@ def _fix_bits(arr, ds):
     np.left_shift(arr, shift, out=arr); np.right_shift(arr, shift, out=arr)
     return arr
 
-# %% ../nbs/01_dicom.ipynb #9fe77b91
+# %% ../nbs/01_dicom.ipynb #cdefc33b
 def _window(voi, ds, nframes, voi_index):
     "(kind, per-frame centers, per-frame widths, function) of the requested VOI"
     if voi is None: return None, None, None, None
@@ -258,11 +257,11 @@ def _window(voi, ds, nframes, voi_index):
         if voi not in WINDOWS: raise InvalidArgumentError(f"unknown window preset {voi!r}; choose one of {', '.join(WINDOWS)}, 'header', None or (center, width)")
         c,w = WINDOWS[voi]; return 'preset', [c]*nframes, [w]*nframes, 'LINEAR'
     if isinstance(voi, str):
-        if ds.get('VOILUTSequence', None): return 'lut', None, None, None
+        if _get(ds, 'VOILUTSequence', None): return 'lut', None, None, None
         cs = _frame_values(ds, 'WindowCenter', 'FrameVOILUTSequence', nframes, voi_index)
         ws = _frame_values(ds, 'WindowWidth', 'FrameVOILUTSequence', nframes, voi_index)
         if None in cs or None in ws: return None, None, None, None
-        fn = str(ds.get('VOILUTFunction', '') or 'LINEAR').upper()
+        fn = str(_get(ds, 'VOILUTFunction', '') or 'LINEAR').upper()
         return 'header', cs, ws, fn
     try: c,w = (float(v) for v in voi)
     except (TypeError, ValueError): raise InvalidArgumentError(f"voi must be 'header', a preset name, (center, width) or None, not {voi!r}") from None
@@ -280,19 +279,19 @@ def _window_ab(c, w, fn, name):
 
 def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
     "Apply modality LUT, VOI and MONOCHROME1 inversion to decoded grey pixels `arr` (frames first when several)"
-    steps, nf = [], int(ds.get('NumberOfFrames', 1) or 1) if frame is None and arr.ndim == 3 else 1
+    steps, nf = [], int(_get(ds, 'NumberOfFrames', 1) or 1) if frame is None and arr.ndim == 3 else 1
     fidx = [frame] if frame is not None else list(range(nf))
     floaty = arr.dtype.kind == 'f'
     mono1 = invert and ds.PhotometricInterpretation == 'MONOCHROME1'
     # modality: a LUT sequence, or per-frame affine (slope, intercept)
-    mlut = modality and not floaty and bool(ds.get('ModalityLUTSequence', None))
+    mlut = modality and not floaty and bool(_get(ds, 'ModalityLUTSequence', None))
     slopes = icpts = None
     if modality and not mlut and not floaty:
-        nfr = int(ds.get('NumberOfFrames', 1) or 1)
+        nfr = int(_get(ds, 'NumberOfFrames', 1) or 1)
         s_all = _frame_values(ds, 'RescaleSlope', 'PixelValueTransformationSequence', nfr)
         i_all = _frame_values(ds, 'RescaleIntercept', 'PixelValueTransformationSequence', nfr)
         slopes, icpts = [s_all[f] for f in fidx], [i_all[f] for f in fidx]
-        if None in slopes and ds.get('DoseGridScaling', None) not in (None, ''):
+        if None in slopes and _get(ds, 'DoseGridScaling', None) not in (None, ''):
             slopes, icpts = [float(ds.DoseGridScaling)]*len(fidx), [0.]*len(fidx)
             steps.append(f"modality: RT dose x {slopes[0]:g} (Gy)")
         elif None in slopes: slopes = icpts = None
@@ -302,7 +301,7 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
             if 0 in slopes: raise DicomReadError(name, "Rescale Slope is 0: every pixel would map to one value")
             steps.append(f"modality: rescale x {slopes[0]:g} + {icpts[0]:g}" + (' (per frame)' if len(set(zip(slopes, icpts))) > 1 else ''))
     if mlut: steps.append('modality: Modality LUT Sequence')
-    kind,cs,ws,fn = _window(voi, ds, int(ds.get('NumberOfFrames', 1) or 1), voi_index)
+    kind,cs,ws,fn = _window(voi, ds, int(_get(ds, 'NumberOfFrames', 1) or 1), voi_index)
     if cs is not None: cs,ws = [cs[f] for f in fidx], [ws[f] for f in fidx]
     if kind and kind != 'lut' and not all(np.isfinite(cs + ws)): raise DicomReadError(name, f"window not finite: center {cs[0]}, width {ws[0]}")
     if kind == 'lut': steps.append(f"voi: VOI LUT Sequence [{voi_index}]")
@@ -354,7 +353,7 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
     if not np.isfinite(out).all(): raise DicomReadError(name, f"{int((~np.isfinite(out)).sum())} pixels are NaN or infinite")
     return out, steps, bool(kind)
 
-# %% ../nbs/01_dicom.ipynb #0a182b34
+# %% ../nbs/01_dicom.ipynb #37e5d7bc
 def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
                voi='header', # 'header': the file's VOI LUT or window (none if it has neither); a `WINDOWS` preset name; (center, width); or None
                modality_lut:bool=True, # Apply Rescale Slope/Intercept, the Modality LUT Sequence or RT Dose Grid Scaling
@@ -370,8 +369,8 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
     name = _name(src)
     ds = read_header(src, force=force, stop_before_pixels=False)
     try:
-        spp = int(ds.get('SamplesPerPixel', 1) or 1)
-        pi = str(ds.get('PhotometricInterpretation', '') or '').strip().upper()
+        spp = int(_get(ds, 'SamplesPerPixel', 1) or 1)
+        pi = str(_get(ds, 'PhotometricInterpretation', '') or '').strip().upper()
         grey = spp == 1 and pi != 'PALETTE COLOR'
         arr,ts,used = _decode(ds, name, frame=frame, rgb=rgb, bits=bits, plugin=decoding_plugin, view=grey and bits)
         steps = [f"decode: {ts.name}" + (f" [{used}]" if used else '')]
@@ -380,7 +379,7 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
             out,more,scaled = _grey(arr, ds, name, modality=modality_lut, voi=voi, invert=invert, voi_index=voi_index, frame=frame)
             steps += more
         else:
-            depth = int(ds.get('BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
+            depth = int(_get(ds, 'BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
             if pi == 'PALETTE COLOR' and rgb:
                 arr = apply_color_lut(arr, ds)
                 depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
@@ -396,7 +395,7 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
     except (DicomReadError, InvalidArgumentError, KeyboardInterrupt, SystemExit): raise
     except BaseException as e: raise DicomReadError(name, f"unreadable image header or pixels ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/01_dicom.ipynb #5a1514f4
+# %% ../nbs/01_dicom.ipynb #0782c518
 def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) / (F,H,W,3) uint8 RGB
                    dest=None, # File path to write; None returns the bytes
                    bits_stored:int|None=None, # Bits Stored (default: all bits of the dtype)
@@ -431,7 +430,7 @@ def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) 
     b = io.BytesIO(); d.save_as(b, enforce_file_format=True)
     return b.getvalue()
 
-# %% ../nbs/01_dicom.ipynb #da82ccde
+# %% ../nbs/01_dicom.ipynb #a74d9454
 def decode_report(paths, # DICOM files
                   n_workers:int=0, # Worker processes (0: in this process)
                   progress:bool=False, # Show a progress bar
@@ -452,7 +451,7 @@ def _report_row(p, **kwargs):
              steps='; '.join(a.steps[1:]))
     return r
 
-# %% ../nbs/01_dicom.ipynb #4492d137
+# %% ../nbs/01_dicom.ipynb #79e7dc3d
 PHI_KEYWORDS = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientBirthTime', 'PatientBirthName', 'PatientMotherBirthName',
                 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientTelephoneNumbers',
                 'MedicalRecordLocator', 'IssuerOfPatientID', 'PatientComments', 'MilitaryRank', 'Occupation', 'PatientInsurancePlanCodeSequence',
@@ -509,7 +508,7 @@ def dicoms_to_df(paths, # DICOM files
     rows = parallel(_header_row, paths, n_workers=n_workers, progress=progress, anonymize=anonymize, force=force, on_error=on_error)
     return pd.DataFrame(list(rows))
 
-# %% ../nbs/01_dicom.ipynb #a88dae20
+# %% ../nbs/01_dicom.ipynb #344aa881
 _DCM_SUFFIXES = ('.dcm', '.dicom', '.dic')
 _IMG_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.gif', '.webp')
 
@@ -532,7 +531,7 @@ def to_uint8(img:np.ndarray) -> np.ndarray:
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return (np.clip(a, 0, 1)*255 + 0.5).astype(np.uint8)
 
-# %% ../nbs/01_dicom.ipynb #7de498fa
+# %% ../nbs/01_dicom.ipynb #3a727c97
 from fastai.vision.core import PILImage, PILImageBW, TensorImage
 from fastai.data.block import TransformBlock
 from fastai.data.transforms import IntToFloatTensor
