@@ -2,6 +2,8 @@
 
 For every compressed file in pydicom's bundled test data (and the RSNA radiograph in ../shared/data when present), try
 each installed plugin alone and count the files it decodes. Run: `python bench/decoders.py`.
+A plugin whose package is not installed shows as 'missing': `pip install python-gdcm` (not a medfast dependency) to
+include GDCM. Measured with it installed: pylibjpeg family 38 of 40 files, gdcm 28, and no file that only gdcm decodes.
 """
 import os, sys, warnings, time
 from pathlib import Path
@@ -19,7 +21,7 @@ def files():
     return fs + ([rsna] if rsna.exists() else [])
 
 def main():
-    rows, plugins = [], ['pylibjpeg', 'gdcm', 'pillow', 'pyjpegls', 'rle']
+    rows, plugins = [], ['pydicom', 'pylibjpeg', 'gdcm', 'pillow', 'pyjpegls']   # 'pydicom': its own RLE decoder
     for f in files():
         try: ds = dcmread(f)
         except Exception: continue
@@ -31,7 +33,8 @@ def main():
             if p in dec._unavailable: res[p] = 'missing'; continue   # plugin exists for this syntax, dependency absent
             if p not in dec._available: res[p] = '-'; continue        # plugin does not handle this syntax
             try: dec.as_array(ds, decoding_plugin=p); res[p] = 'ok'
-            except Exception: res[p] = 'fail'
+            except (KeyboardInterrupt, SystemExit): raise
+            except BaseException: res[p] = 'fail'   # includes Rust panics
         rows.append((f.name, ts.name, res))
     w = max(len(r[0]) for r in rows)
     print(f"{'file':{w}s}  {'transfer syntax':38s} " + ' '.join(f'{p:>9s}' for p in plugins))

@@ -7,7 +7,7 @@ Docs: https://medfast.github.io/medfast/cli.html.md"""
 # %% auto #0
 __all__ = ['find_dicoms', 'parse_voi', 'scan', 'main']
 
-# %% ../nbs/12_cli.ipynb #b90cf0d4
+# %% ../nbs/12_cli.ipynb #870da192
 import argparse, os, sys
 from pathlib import Path
 
@@ -16,10 +16,7 @@ import pandas as pd
 from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
 
-# %% ../nbs/12_cli.ipynb #ccf7a594
-__all__ = ['find_dicoms', 'scan', 'parse_voi', 'main']
-
-# %% ../nbs/12_cli.ipynb #ac911ac9
+# %% ../nbs/12_cli.ipynb #ff2e4197
 def find_dicoms(folder, # Folder to search
                 recursive:bool=True, # Also search sub-folders
                ) -> list[Path]:
@@ -29,7 +26,7 @@ def find_dicoms(folder, # Folder to search
     it = folder.rglob('*') if recursive else folder.iterdir()
     return sorted(p for p in it if p.is_file() and not any(s.startswith('.') for s in p.relative_to(folder).parts) and is_dicom(p))
 
-# %% ../nbs/12_cli.ipynb #05d5dc9f
+# %% ../nbs/12_cli.ipynb #532f97a1
 def parse_voi(s:str):
     "`--voi` text to a `read_dicom` voi: 'header', 'none', a preset name, or 'center,width'"
     if s in ('header', *WINDOWS): return s
@@ -52,7 +49,7 @@ def scan(folder, # Folder of DICOM files
     rep['file'] = [str(Path(f).relative_to(folder)) for f in rep.file]
     return rep
 
-# %% ../nbs/12_cli.ipynb #9e70a6fc
+# %% ../nbs/12_cli.ipynb #8019f9d8
 def _fmt(rep:pd.DataFrame) -> str:
     rows = []
     for r in rep.itertuples():

@@ -8,18 +8,14 @@ Docs: https://medfast.github.io/medfast/core.html.md"""
 __all__ = ['DATA_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError', 'DicomReadError', 'project_root', 'data_dir',
            'data_path', 'find_data', 'seed_everything']
 
-# %% ../nbs/00_core.ipynb #5e5dd49a
+# %% ../nbs/00_core.ipynb #ef733374
 import os, random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# %% ../nbs/00_core.ipynb #851a6e84
-__all__ = ['MedfastError', 'DataMissingError', 'DicomReadError', 'InvalidArgumentError', 'DATA_ENV', 'project_root', 'data_dir', 'data_path',
-           'find_data', 'seed_everything']
-
-# %% ../nbs/00_core.ipynb #c439dfa7
+# %% ../nbs/00_core.ipynb #ecfb748a
 class MedfastError(Exception):
     "Base class of every error medfast raises on purpose"
 
@@ -39,7 +35,7 @@ class DicomReadError(MedfastError, ValueError):
         super().__init__(f"{path}: {reason}")
     def __reduce__(self): return (type(self), (self.path, self.reason))
 
-# %% ../nbs/00_core.ipynb #f16cf681
+# %% ../nbs/00_core.ipynb #f2081df9
 DATA_ENV = 'MEDFAST_DATA'
 
 def _is_root(p:Path): return (p/'pyproject.toml').is_file() and (p/'medfast').is_dir()
@@ -76,7 +72,7 @@ def find_data(*parts:str) -> Path|None:
         print(f"SKIPPED (data absent): {e}")
         return None
 
-# %% ../nbs/00_core.ipynb #8ff9e941
+# %% ../nbs/00_core.ipynb #b8432498
 def seed_everything(seed:int=42, # The seed for every generator
                     reproducible:bool=False, # Also ask cuDNN/torch for deterministic algorithms (slower)
                    ) -> int:
