@@ -9,7 +9,7 @@ __all__ = ['WINDOWS', 'MAX_DECODED_BYTES', 'PHI_KEYWORDS', 'Window', 'DicomArray
            'decode_report', 'strip_phi', 'dicoms_to_df', 'is_dicom', 'to_uint8', 'TensorDicomFloat', 'PILDicom',
            'PILDicomBW', 'DicomReader', 'DicomBlock']
 
-# %% ../nbs/01_dicom.ipynb #cf5e1f73
+# %% ../nbs/01_dicom.ipynb #be2354d4
 import io, os, warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +30,7 @@ import torch
 
 from .core import DicomReadError, InvalidArgumentError
 
-# %% ../nbs/01_dicom.ipynb #6c9d7f56
+# %% ../nbs/01_dicom.ipynb #14fc4ee4
 class Window(NamedTuple):
     "A VOI window in modality units (Hounsfield units for CT)"
     center:float
@@ -41,7 +41,7 @@ WINDOWS = dict(brain=Window(40, 80), subdural=Window(100, 254), stroke=Window(32
                liver=Window(30, 150), spine_soft=Window(50, 250), spine_bone=Window(400, 1800),
                bone=Window(400, 1800), soft_tissue=Window(50, 400))
 
-# %% ../nbs/01_dicom.ipynb #1e186a01
+# %% ../nbs/01_dicom.ipynb #2e5d30d9
 class DicomArray(np.ndarray):
     "float32 pixels from `read_dicom`, carrying the `header`, the `path`, the `steps` applied and whether values are `scaled` to [0, 1]"
     def __new__(cls, arr, header=None, path=None, steps=(), scaled=False):
@@ -60,7 +60,7 @@ class DicomArray(np.ndarray):
         super().__setstate__(st[0])
         self.header,self.path,self.steps,self.scaled = st[1:]
 
-# %% ../nbs/01_dicom.ipynb #c365ed3f
+# %% ../nbs/01_dicom.ipynb #3dfa8c81
 MAX_DECODED_BYTES = 4 * 2**30   # refuse headers that claim more decoded pixels than this (a corrupt Rows/Columns, usually)
 _PIXEL_KWS = ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')
 
@@ -85,6 +85,7 @@ def _get(ds, kw, default=None):
 def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
                 force:bool=False, # Read data sets without the 128-byte preamble and `DICM` marker
                 stop_before_pixels:bool=True, # Skip the pixel data (fast, for tables)
+                defer_size:int|None=None, # Leave values larger than this many bytes in the file until accessed
                ) -> Dataset:
     "Read the DICOM data set in `src`, raising `DicomReadError` that names `src` when it is not readable DICOM"
     if isinstance(src, Dataset): return src
@@ -93,7 +94,7 @@ def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
         if Path(src).is_dir(): raise DicomReadError(name, 'is a folder, not a DICOM file')
         if not Path(src).exists(): raise DicomReadError(name, 'no such file')
     elif isinstance(src, (bytes, bytearray, memoryview)): src = io.BytesIO(bytes(src))
-    try: ds = dcmread(src, force=force, stop_before_pixels=stop_before_pixels)
+    try: ds = dcmread(src, force=force, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
     except InvalidDicomError: raise DicomReadError(name, "not a DICOM file (no 'DICM' marker after the 128-byte preamble); "
                                                          "if it is a DICOM data set without file meta information, pass force=True") from None
     except (KeyboardInterrupt, SystemExit): raise
@@ -102,7 +103,7 @@ def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
     if not force and not len(ds): raise DicomReadError(name, 'empty DICOM data set')
     return ds
 
-# %% ../nbs/01_dicom.ipynb #5f3f7e2c
+# %% ../nbs/01_dicom.ipynb #83340673
 _TS_BY_ENCODING = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian, (False, False): ExplicitVRBigEndian}
 _PIP = {'pylibjpeg': 'pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle', 'gdcm': 'python-gdcm', 'pyjpegls': 'pyjpegls',
         'pillow': 'pillow'}
@@ -125,12 +126,23 @@ def _missing_decoder(dec, ts, name):
     hint = f"; install one: {' | '.join(c for c in cmds if c.strip() != 'pip install')}" if labels else ''
     return DicomReadError(name, f"no installed decoder can decompress {ts.name} ({ts}) pixel data{hint}")
 
+_DEFER = 1 << 20   # `read_dicom` leaves pixel data larger than this in the file: native pixels are then memory-mapped
+
+def _pixel_buffer(ds):
+    "`PixelData` as a buffer: memory-mapped from the file when `dcmread` deferred it (no copy), else the bytes"
+    raw = ds.get_item('PixelData', keep_deferred=True)
+    fn = getattr(ds, 'filename', None)
+    if getattr(raw, 'value', b'') is None and isinstance(fn, (str, os.PathLike)) and raw.value_tell and 0 < raw.length < 0xFFFFFFFF:
+        try: return np.memmap(fn, np.uint8, mode='r', offset=raw.value_tell, shape=(raw.length,))
+        except (OSError, ValueError): pass   # a file shorter than its header says: the bytes path reports it
+    return ds.PixelData
+
 def _native_view(ds, ts, name, nf, frame):
     "Read-only view of native (uncompressed) grey `PixelData`, no copy; None where pydicom's decoder must handle it"
     ba = ds.BitsAllocated
     if ba not in (8, 16, 32) or ts.is_compressed or 'PixelData' not in ds or (ba == 8 and not ts.is_little_endian): return None
     dt = np.dtype(('<' if ts.is_little_endian else '>') + ('i' if _get(ds, 'PixelRepresentation', 0) == 1 else 'u') + str(ba//8))
-    rows,cols,data = ds.Rows, ds.Columns, ds.PixelData
+    rows,cols,data = ds.Rows, ds.Columns, _pixel_buffer(ds)
     n = rows*cols
     if len(data) < n*nf*dt.itemsize:
         raise DicomReadError(name, f"pixel data is truncated or has the wrong length ({len(data)} bytes where {nf} frame(s) of "
@@ -181,7 +193,7 @@ def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False)
                                                    "the stream is probably corrupt (try another decoding_plugin)")
     return arr, ts, p
 
-# %% ../nbs/01_dicom.ipynb #7b4905ce
+# %% ../nbs/01_dicom.ipynb #ba08489c
 def _num(v, index=0):
     if v is None or v == '': return None
     if isinstance(v, (list, tuple, MultiValue)): v = v[min(index, len(v)-1)] if len(v) else None
@@ -201,7 +213,7 @@ def _frame_values(ds, kw, group, nframes, index=0):
         if all(v is not None for v in vs): return vs
     return [None]*nframes
 
-# %% ../nbs/01_dicom.ipynb #218c5c66
+# %% ../nbs/01_dicom.ipynb #fadcbfa4
 _BLOCK = 1 << 18   # pixels per block: 1 MiB of float32, so the in-place passes stay in the CPU cache
 
 def _affine(arr, a, b, clip, out=None):
@@ -221,7 +233,7 @@ def _affine(arr, a, b, clip, out=None):
         if clip: np.clip(o, 0, 1, out=o)
     return out
 
-# %% ../nbs/01_dicom.ipynb #f5e21866
+# %% ../nbs/01_dicom.ipynb #5f04c5e8
 def _nominal(ds, slope, icpt):
     "(lo, hi) of the values the stored pixels can take, after the modality rescale"
     bs = int(_get(ds, 'BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
@@ -229,6 +241,13 @@ def _nominal(ds, slope, icpt):
     if slope is None: return lo,hi
     lo,hi = lo*slope + icpt, hi*slope + icpt
     return min(lo, hi), max(lo, hi)
+
+def _inside_unit(arr, ds, a, b):
+    "True when `a*x + b` (as `_affine` computes it) lies in [0, 1] for every value the stored bits allow: clipping would change nothing"
+    if arr.dtype.itemsize > 2: return False
+    lo,hi = _nominal(ds, None, None)
+    ends = np.array([lo, hi], np.float32)*np.float32(a) + np.float32(b)
+    return bool(ends.min() >= 0 and ends.max() <= 1)
 
 def _bits_ok(arr, ds):
     "True when no pixel of the raw view uses the bits above Bits Stored (so no masking is needed)"
@@ -244,7 +263,7 @@ def _fix_bits(arr, ds):
     np.left_shift(arr, shift, out=arr); np.right_shift(arr, shift, out=arr)
     return arr
 
-# %% ../nbs/01_dicom.ipynb #e35a8b5a
+# %% ../nbs/01_dicom.ipynb #807b951c
 def _window(voi, ds, nframes, voi_index):
     "(kind, per-frame centers, per-frame widths, function) of the requested VOI"
     if voi is None: return None, None, None, None
@@ -309,15 +328,17 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
         outs = [out] if arr.ndim == 2 else list(out)
         for k,(x,o) in enumerate(zip(frames, outs)):
             s,i = (slopes[k], icpts[k]) if slopes else (1., 0.)
+            clip = bool(kind)
             if kind:
                 wa,wb = _window_ab(cs[k], ws[k], fn, name)
                 a,b = s*wa, i*wa + wb
                 if mono1: a,b = -a, 1-b
+                clip = not _inside_unit(x, ds, a, b)
             elif mono1:
                 lo,hi = _nominal(ds, s, i)
                 a,b = -s, lo + hi - i
             else: a,b = s,i
-            _affine(x, a, b, bool(kind), out=o)
+            _affine(x, a, b, clip, out=o)
         return out, steps, bool(kind)
     # general path: LUT sequences, SIGMOID, float pixel data (pydicom's functions, float64)
     res = []
@@ -348,7 +369,7 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
     if not np.isfinite(out).all(): raise DicomReadError(name, f"{int((~np.isfinite(out)).sum())} pixels are NaN or infinite")
     return out, steps, bool(kind)
 
-# %% ../nbs/01_dicom.ipynb #b4eafd80
+# %% ../nbs/01_dicom.ipynb #4d4c91d9
 def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
                voi='header', # 'header': the file's VOI LUT or window (none if it has neither); a `WINDOWS` preset name; (center, width); or None
                modality_lut:bool=True, # Apply Rescale Slope/Intercept, the Modality LUT Sequence or RT Dose Grid Scaling
@@ -362,7 +383,7 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
               ) -> DicomArray:
     "Pixels of one DICOM file as `float32` (H,W), (F,H,W) or (...,3) with the LUTs applied; raises only `DicomReadError`"
     name = _name(src)
-    ds = read_header(src, force=force, stop_before_pixels=False)
+    ds = read_header(src, force=force, stop_before_pixels=False, defer_size=_DEFER if isinstance(src, (str, os.PathLike)) else None)
     try:
         spp = int(_get(ds, 'SamplesPerPixel', 1) or 1)
         pi = str(_get(ds, 'PhotometricInterpretation', '') or '').strip().upper()
@@ -390,7 +411,7 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
     except (DicomReadError, InvalidArgumentError, KeyboardInterrupt, SystemExit): raise
     except BaseException as e: raise DicomReadError(name, f"unreadable image header or pixels ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/01_dicom.ipynb #47be2c87
+# %% ../nbs/01_dicom.ipynb #b7128f2a
 def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) / (F,H,W,3) uint8 RGB
                    dest=None, # File path to write; None returns the bytes
                    bits_stored:int|None=None, # Bits Stored (default: all bits of the dtype)
@@ -425,7 +446,7 @@ def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) 
     b = io.BytesIO(); d.save_as(b, enforce_file_format=True)
     return b.getvalue()
 
-# %% ../nbs/01_dicom.ipynb #db567b51
+# %% ../nbs/01_dicom.ipynb #15158576
 def decode_report(paths, # DICOM files
                   n_workers:int=0, # Worker processes (0: in this process)
                   progress:bool=False, # Show a progress bar
@@ -446,7 +467,7 @@ def _report_row(p, **kwargs):
              steps='; '.join(a.steps[1:]))
     return r
 
-# %% ../nbs/01_dicom.ipynb #1e21f8a8
+# %% ../nbs/01_dicom.ipynb #20b81bb4
 PHI_KEYWORDS = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientBirthTime', 'PatientBirthName', 'PatientMotherBirthName',
                 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientTelephoneNumbers',
                 'MedicalRecordLocator', 'IssuerOfPatientID', 'PatientComments', 'MilitaryRank', 'Occupation', 'PatientInsurancePlanCodeSequence',
@@ -505,7 +526,7 @@ def dicoms_to_df(paths, # DICOM files
     rows = parallel(_header_row, paths, n_workers=n_workers, progress=progress, anonymize=anonymize, force=force, on_error=on_error)
     return pd.DataFrame(list(rows))
 
-# %% ../nbs/01_dicom.ipynb #a781f543
+# %% ../nbs/01_dicom.ipynb #1c443dcc
 _DCM_SUFFIXES = ('.dcm', '.dicom', '.dic')
 _IMG_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.gif', '.webp')
 
@@ -528,7 +549,7 @@ def to_uint8(img:np.ndarray) -> np.ndarray:
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return (np.clip(a, 0, 1)*255 + 0.5).astype(np.uint8)
 
-# %% ../nbs/01_dicom.ipynb #4c6fba20
+# %% ../nbs/01_dicom.ipynb #44072fe6
 from fastai.vision.core import PILImage, PILImageBW, TensorImage
 from fastai.data.block import TransformBlock
 from fastai.data.transforms import IntToFloatTensor
