@@ -7,7 +7,7 @@ Docs: https://medfast.github.io/medfast/cli.html.md"""
 # %% auto #0
 __all__ = ['find_dicoms', 'parse_voi', 'scan', 'main']
 
-# %% ../nbs/12_cli.ipynb #cb6ab9a5
+# %% ../nbs/12_cli.ipynb #c33867c2
 import argparse, os, sys
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pandas as pd
 from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
 
-# %% ../nbs/12_cli.ipynb #bb451ebb
+# %% ../nbs/12_cli.ipynb #57c0e4ae
 def find_dicoms(folder, # Folder to search
                 recursive:bool=True, # Also search sub-folders
                ) -> list[Path]:
@@ -26,7 +26,7 @@ def find_dicoms(folder, # Folder to search
     it = folder.rglob('*') if recursive else folder.iterdir()
     return sorted(p for p in it if p.is_file() and not any(s.startswith('.') for s in p.relative_to(folder).parts) and is_dicom(p))
 
-# %% ../nbs/12_cli.ipynb #38244e87
+# %% ../nbs/12_cli.ipynb #f5d75519
 def parse_voi(s:str):
     "`--voi` text to a `read_dicom` voi: 'header', 'none', a preset name, or 'center,width'"
     if s in ('header', *WINDOWS): return s
@@ -49,7 +49,7 @@ def scan(folder, # Folder of DICOM files
     rep['file'] = [str(Path(f).relative_to(folder)) for f in rep.file]
     return rep
 
-# %% ../nbs/12_cli.ipynb #377cfbe1
+# %% ../nbs/12_cli.ipynb #1cd24d2a
 def _fmt(rep:pd.DataFrame) -> str:
     rows = []
     for r in rep.itertuples():

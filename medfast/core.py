@@ -8,14 +8,14 @@ Docs: https://medfast.github.io/medfast/core.html.md"""
 __all__ = ['DATA_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError', 'DicomReadError', 'project_root', 'data_dir',
            'data_path', 'find_data', 'seed_everything']
 
-# %% ../nbs/00_core.ipynb #23645f91
+# %% ../nbs/00_core.ipynb #9ff4aad3
 import os, random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# %% ../nbs/00_core.ipynb #f833d394
+# %% ../nbs/00_core.ipynb #91f4571a
 class MedfastError(Exception):
     "Base class of every error medfast raises on purpose"
 
@@ -35,7 +35,7 @@ class DicomReadError(MedfastError, ValueError):
         super().__init__(f"{path}: {reason}")
     def __reduce__(self): return (type(self), (self.path, self.reason))
 
-# %% ../nbs/00_core.ipynb #99a59e64
+# %% ../nbs/00_core.ipynb #2ad7ec90
 DATA_ENV = 'MEDFAST_DATA'
 
 def _is_root(p:Path): return (p/'pyproject.toml').is_file() and (p/'medfast').is_dir()
@@ -72,7 +72,7 @@ def find_data(*parts:str) -> Path|None:
         print(f"SKIPPED (data absent): {e}")
         return None
 
-# %% ../nbs/00_core.ipynb #1dc8e893
+# %% ../nbs/00_core.ipynb #5437a365
 def seed_everything(seed:int=42, # The seed for every generator
                     reproducible:bool=False, # Also ask cuDNN/torch for deterministic algorithms (slower)
                    ) -> int:

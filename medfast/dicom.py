@@ -9,7 +9,7 @@ __all__ = ['WINDOWS', 'MAX_DECODED_BYTES', 'PHI_KEYWORDS', 'Window', 'DicomArray
            'decode_report', 'strip_phi', 'dicoms_to_df', 'is_dicom', 'to_uint8', 'TensorDicomFloat', 'PILDicom',
            'PILDicomBW', 'DicomReader', 'DicomBlock']
 
-# %% ../nbs/01_dicom.ipynb #be2354d4
+# %% ../nbs/01_dicom.ipynb #050e6c8c
 import io, os, warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +30,7 @@ import torch
 
 from .core import DicomReadError, InvalidArgumentError
 
-# %% ../nbs/01_dicom.ipynb #14fc4ee4
+# %% ../nbs/01_dicom.ipynb #ee3367ac
 class Window(NamedTuple):
     "A VOI window in modality units (Hounsfield units for CT)"
     center:float
@@ -41,7 +41,7 @@ WINDOWS = dict(brain=Window(40, 80), subdural=Window(100, 254), stroke=Window(32
                liver=Window(30, 150), spine_soft=Window(50, 250), spine_bone=Window(400, 1800),
                bone=Window(400, 1800), soft_tissue=Window(50, 400))
 
-# %% ../nbs/01_dicom.ipynb #2e5d30d9
+# %% ../nbs/01_dicom.ipynb #b52ce184
 class DicomArray(np.ndarray):
     "float32 pixels from `read_dicom`, carrying the `header`, the `path`, the `steps` applied and whether values are `scaled` to [0, 1]"
     def __new__(cls, arr, header=None, path=None, steps=(), scaled=False):
@@ -60,7 +60,7 @@ class DicomArray(np.ndarray):
         super().__setstate__(st[0])
         self.header,self.path,self.steps,self.scaled = st[1:]
 
-# %% ../nbs/01_dicom.ipynb #3dfa8c81
+# %% ../nbs/01_dicom.ipynb #d07e7d7c
 MAX_DECODED_BYTES = 4 * 2**30   # refuse headers that claim more decoded pixels than this (a corrupt Rows/Columns, usually)
 _PIXEL_KWS = ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')
 
@@ -103,7 +103,7 @@ def read_header(src, # Path, bytes, binary file object or pydicom `Dataset`
     if not force and not len(ds): raise DicomReadError(name, 'empty DICOM data set')
     return ds
 
-# %% ../nbs/01_dicom.ipynb #83340673
+# %% ../nbs/01_dicom.ipynb #d1b57504
 _TS_BY_ENCODING = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian, (False, False): ExplicitVRBigEndian}
 _PIP = {'pylibjpeg': 'pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle', 'gdcm': 'python-gdcm', 'pyjpegls': 'pyjpegls',
         'pillow': 'pillow'}
@@ -193,7 +193,7 @@ def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False)
                                                    "the stream is probably corrupt (try another decoding_plugin)")
     return arr, ts, p
 
-# %% ../nbs/01_dicom.ipynb #ba08489c
+# %% ../nbs/01_dicom.ipynb #5d2f7299
 def _num(v, index=0):
     if v is None or v == '': return None
     if isinstance(v, (list, tuple, MultiValue)): v = v[min(index, len(v)-1)] if len(v) else None
@@ -213,7 +213,7 @@ def _frame_values(ds, kw, group, nframes, index=0):
         if all(v is not None for v in vs): return vs
     return [None]*nframes
 
-# %% ../nbs/01_dicom.ipynb #fadcbfa4
+# %% ../nbs/01_dicom.ipynb #e20ef1c1
 _BLOCK = 1 << 18   # pixels per block: 1 MiB of float32, so the in-place passes stay in the CPU cache
 
 def _affine(arr, a, b, clip, out=None):
@@ -233,7 +233,7 @@ def _affine(arr, a, b, clip, out=None):
         if clip: np.clip(o, 0, 1, out=o)
     return out
 
-# %% ../nbs/01_dicom.ipynb #5f04c5e8
+# %% ../nbs/01_dicom.ipynb #1799bd0e
 def _nominal(ds, slope, icpt):
     "(lo, hi) of the values the stored pixels can take, after the modality rescale"
     bs = int(_get(ds, 'BitsStored', ds.BitsAllocated) or ds.BitsAllocated)
@@ -263,7 +263,7 @@ def _fix_bits(arr, ds):
     np.left_shift(arr, shift, out=arr); np.right_shift(arr, shift, out=arr)
     return arr
 
-# %% ../nbs/01_dicom.ipynb #807b951c
+# %% ../nbs/01_dicom.ipynb #082e4769
 def _window(voi, ds, nframes, voi_index):
     "(kind, per-frame centers, per-frame widths, function) of the requested VOI"
     if voi is None: return None, None, None, None
@@ -369,7 +369,7 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
     if not np.isfinite(out).all(): raise DicomReadError(name, f"{int((~np.isfinite(out)).sum())} pixels are NaN or infinite")
     return out, steps, bool(kind)
 
-# %% ../nbs/01_dicom.ipynb #4d4c91d9
+# %% ../nbs/01_dicom.ipynb #815753be
 def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
                voi='header', # 'header': the file's VOI LUT or window (none if it has neither); a `WINDOWS` preset name; (center, width); or None
                modality_lut:bool=True, # Apply Rescale Slope/Intercept, the Modality LUT Sequence or RT Dose Grid Scaling
@@ -411,7 +411,7 @@ def read_dicom(src, # Path, bytes, binary file object or pydicom `Dataset`
     except (DicomReadError, InvalidArgumentError, KeyboardInterrupt, SystemExit): raise
     except BaseException as e: raise DicomReadError(name, f"unreadable image header or pixels ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/01_dicom.ipynb #b7128f2a
+# %% ../nbs/01_dicom.ipynb #425bb8ed
 def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) / (F,H,W,3) uint8 RGB
                    dest=None, # File path to write; None returns the bytes
                    bits_stored:int|None=None, # Bits Stored (default: all bits of the dtype)
@@ -446,7 +446,7 @@ def array_to_dicom(arr:np.ndarray, # (H,W) or (F,H,W) grey integers, or (H,W,3) 
     b = io.BytesIO(); d.save_as(b, enforce_file_format=True)
     return b.getvalue()
 
-# %% ../nbs/01_dicom.ipynb #15158576
+# %% ../nbs/01_dicom.ipynb #ecf40c17
 def decode_report(paths, # DICOM files
                   n_workers:int=0, # Worker processes (0: in this process)
                   progress:bool=False, # Show a progress bar
@@ -467,7 +467,7 @@ def _report_row(p, **kwargs):
              steps='; '.join(a.steps[1:]))
     return r
 
-# %% ../nbs/01_dicom.ipynb #20b81bb4
+# %% ../nbs/01_dicom.ipynb #f5213a72
 PHI_KEYWORDS = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientBirthTime', 'PatientBirthName', 'PatientMotherBirthName',
                 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientTelephoneNumbers',
                 'MedicalRecordLocator', 'IssuerOfPatientID', 'PatientComments', 'MilitaryRank', 'Occupation', 'PatientInsurancePlanCodeSequence',
@@ -526,7 +526,7 @@ def dicoms_to_df(paths, # DICOM files
     rows = parallel(_header_row, paths, n_workers=n_workers, progress=progress, anonymize=anonymize, force=force, on_error=on_error)
     return pd.DataFrame(list(rows))
 
-# %% ../nbs/01_dicom.ipynb #1c443dcc
+# %% ../nbs/01_dicom.ipynb #71536c43
 _DCM_SUFFIXES = ('.dcm', '.dicom', '.dic')
 _IMG_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.gif', '.webp')
 
@@ -549,7 +549,7 @@ def to_uint8(img:np.ndarray) -> np.ndarray:
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return (np.clip(a, 0, 1)*255 + 0.5).astype(np.uint8)
 
-# %% ../nbs/01_dicom.ipynb #44072fe6
+# %% ../nbs/01_dicom.ipynb #a14bb292
 from fastai.vision.core import PILImage, PILImageBW, TensorImage
 from fastai.data.block import TransformBlock
 from fastai.data.transforms import IntToFloatTensor
