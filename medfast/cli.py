@@ -8,10 +8,13 @@ Docs: https://medfast.github.io/medfast/cli.html.md"""
 __all__ = ['find_dicoms', 'parse_voi', 'scan', 'main']
 
 # %% ../nbs/12_cli.ipynb #c33867c2
-import argparse, os, sys
+import argparse, os, sys, warnings
 from pathlib import Path
 
 import pandas as pd
+
+# importing fastai makes torch warn that torch.jit.script is deprecated: noise for a command-line user
+warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
 
 from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
