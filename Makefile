@@ -23,7 +23,7 @@ test: $(BIN)/.installed
 
 # regenerate the library and README from the notebooks, and strip notebook metadata/outputs
 sync: $(BIN)/.installed
-	cd nbs && ../$(BIN)/nbdev-export && ../$(BIN)/nbdev-clean
+	cd nbs && $(abspath $(BIN))/nbdev-export && $(abspath $(BIN))/nbdev-clean
 	$(BIN)/python tools/readme.py
 
 bench: $(BIN)/.installed

@@ -9,10 +9,9 @@ __all__ = ['DATA_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError
            'data_path', 'find_data', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #9ff4aad3
-import os, random
+import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 # %% ../nbs/00_core.ipynb #91f4571a

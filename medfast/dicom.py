@@ -157,7 +157,7 @@ def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False)
         raise DicomReadError(name, f"no pixel data in this file{f' (a {UID(what).name})' if what else ''}")
     missing = [k for k in ('Rows', 'Columns', 'BitsAllocated', 'PhotometricInterpretation') if _get(ds, k) in (None, '')]
     if missing: raise DicomReadError(name, f"incomplete image header: {', '.join(missing)} missing")
-    nf = int(_get(ds, 'NumberOfFrames', 1) or 1) if _has(ds, 'NumberOfFrames') else 1
+    nf = int(_get(ds, 'NumberOfFrames', 1) or 1)
     if frame is not None and not 0 <= frame < nf: raise DicomReadError(name, f"frame {frame} requested but the file has {nf} frame(s)")
     nbytes = ds.Rows * ds.Columns * (_get(ds, 'SamplesPerPixel', 1) or 1) * (1 if frame is not None else nf) * max(ds.BitsAllocated, 8)//8
     if nbytes > MAX_DECODED_BYTES: raise DicomReadError(name, f"header claims {nbytes/2**30:.1f} GiB of decoded pixels (corrupt Rows/Columns?)")
@@ -293,15 +293,14 @@ def _window_ab(c, w, fn, name):
 
 def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
     "Apply modality LUT, VOI and MONOCHROME1 inversion to decoded grey pixels `arr` (frames first when several)"
-    steps, nf = [], int(_get(ds, 'NumberOfFrames', 1) or 1) if frame is None and arr.ndim == 3 else 1
-    fidx = [frame] if frame is not None else list(range(nf))
+    steps, nfr = [], int(_get(ds, 'NumberOfFrames', 1) or 1)   # frames in the file
+    fidx = [frame] if frame is not None else list(range(nfr if arr.ndim == 3 else 1))
     floaty = arr.dtype.kind == 'f'
     mono1 = invert and ds.PhotometricInterpretation == 'MONOCHROME1'
     # modality: a LUT sequence, or per-frame affine (slope, intercept)
     mlut = modality and not floaty and bool(_get(ds, 'ModalityLUTSequence', None))
     slopes = icpts = None
     if modality and not mlut and not floaty:
-        nfr = int(_get(ds, 'NumberOfFrames', 1) or 1)
         s_all = _frame_values(ds, 'RescaleSlope', 'PixelValueTransformationSequence', nfr)
         i_all = _frame_values(ds, 'RescaleIntercept', 'PixelValueTransformationSequence', nfr)
         slopes, icpts = [s_all[f] for f in fidx], [i_all[f] for f in fidx]
@@ -315,7 +314,7 @@ def _grey(arr, ds, name, *, modality, voi, invert, voi_index, frame):
             if 0 in slopes: raise DicomReadError(name, "Rescale Slope is 0: every pixel would map to one value")
             steps.append(f"modality: rescale x {slopes[0]:g} + {icpts[0]:g}" + (' (per frame)' if len(set(zip(slopes, icpts))) > 1 else ''))
     if mlut: steps.append('modality: Modality LUT Sequence')
-    kind,cs,ws,fn = _window(voi, ds, int(_get(ds, 'NumberOfFrames', 1) or 1), voi_index)
+    kind,cs,ws,fn = _window(voi, ds, nfr, voi_index)
     if cs is not None: cs,ws = [cs[f] for f in fidx], [ws[f] for f in fidx]
     if kind and kind != 'lut' and not all(np.isfinite(cs + ws)): raise DicomReadError(name, f"window not finite: center {cs[0]}, width {ws[0]}")
     if kind == 'lut': steps.append(f"voi: VOI LUT Sequence [{voi_index}]")
@@ -568,11 +567,10 @@ def _one_frame(a:DicomArray) -> DicomArray:
 def _open_uint8(fn, read_kw, mode): return Image.fromarray(to_uint8(_one_frame(read_dicom(fn, **read_kw)))).convert(mode)
 
 class PILDicom(PILImage):
-    "A `PILImage` (RGB) that opens DICOM files through `read_dicom` (header VOI, windowed to 8 bits)"
-    _read_kw = {}
+    "A `PILImage` (RGB) that opens DICOM files through `read_dicom` (header VOI, windowed to 8 bits); `create` takes `read_dicom` options"
     @classmethod
     def create(cls, fn, **kwargs):
-        if is_dicom(fn): return cls(_open_uint8(fn, {**cls._read_kw, **kwargs}, cls._open_args.get('mode', 'RGB')))
+        if is_dicom(fn): return cls(_open_uint8(fn, kwargs, cls._open_args.get('mode', 'RGB')))
         return super().create(fn, **kwargs)
 
 class PILDicomBW(PILDicom):
