@@ -8,7 +8,7 @@ Docs: https://medfast.github.io/medfast/cli.html.md"""
 __all__ = ['find_dicoms', 'parse_voi', 'scan', 'main']
 
 # %% ../nbs/12_cli.ipynb #c33867c2
-import argparse, os, sys, warnings
+import argparse, json, os, sys, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +18,8 @@ warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=Fu
 
 from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
+from .sampling import items_from_folder, CHEST_XRAY_PATIENT_RE
+from .train import SPLITS, split_table
 
 # %% ../nbs/12_cli.ipynb #57c0e4ae
 def find_dicoms(folder, # Folder to search
@@ -62,9 +64,7 @@ def _fmt(rep:pd.DataFrame) -> str:
     with pd.option_context('display.max_colwidth', 120, 'display.width', 250):
         return df.to_string(index=False)
 
-def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
-        ) -> int:
-    "Entry point of the `medfast` command; returns the exit status"
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='medfast', description='Deep learning on medical images with fastai.')
     sub = ap.add_subparsers(dest='cmd', required=True)
     sc = sub.add_parser('scan', help='read every DICOM file in a folder and print what each decodes to')
@@ -74,15 +74,71 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
     sc.add_argument('--force', action='store_true', help='also read data sets without the DICM marker')
     sc.add_argument('--workers', type=int, default=None, help='worker processes (default: one per core for many files)')
     sc.add_argument('--csv', default=None, help='also write the table to this CSV file')
-    args = ap.parse_args(argv)
-    try:
-        rep = scan(args.folder, recursive=not args.no_recursive, n_workers=args.workers, progress=sys.stderr.isatty(),
-                   voi=parse_voi(args.voi), force=args.force)
-    except MedfastError as e:
-        print(f"medfast: {e}", file=sys.stderr)
-        return 2
+    tr = sub.add_parser('train', help='train a classifier and export it (plus a JSON record beside it)')
+    tr.add_argument('--folder', required=True, help='class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)')
+    tr.add_argument('--out', default='model.pkl', help='exported learner to write (default model.pkl); the record goes to the same name .json')
+    tr.add_argument('--arch', default='resnet18', help='xresnet18, a timm name (resnet18, efficientnet_b0, ...) or tv.<torchvision name>')
+    tr.add_argument('--size', type=int, default=128, help='training image size (default 128)')
+    tr.add_argument('--epochs', type=int, default=10)
+    tr.add_argument('--bs', type=int, default=64, help='batch size')
+    tr.add_argument('--lr', type=float, default=3e-3, help='peak learning rate; 0 runs the learning-rate finder')
+    tr.add_argument('--channels', type=int, choices=(1, 3), default=1, help='1: grey model (default), 3: ImageNet-shaped')
+    tr.add_argument('--sampling', choices=('oversample', 'weighted', 'none'), default='oversample')
+    tr.add_argument('--valid', choices=SPLITS, default='patient', help='validation split rule (default: by patient)')
+    tr.add_argument('--valid-pct', type=float, default=0.15)
+    tr.add_argument('--valid-folder', nargs='+', default=['val'], help="with --valid folder: folder name(s) for validation (several are merged)")
+    tr.add_argument('--patient-re', default=CHEST_XRAY_PATIENT_RE, help='regex whose first group is the patient id in file names')
+    tr.add_argument('--no-patient', action='store_true', help='file names carry no patient id (one patient per image)')
+    tr.add_argument('--label-smoothing', type=float, default=0.1)
+    tr.add_argument('--mixup', type=float, default=0.)
+    tr.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'), default='auto')
+    tr.add_argument('--pretrained', action='store_true', help='start from local weights (MEDFAST_WEIGHTS or --weights); never downloads')
+    tr.add_argument('--weights', default=None, help='weight file or folder (implies --pretrained)')
+    tr.add_argument('--seed', type=int, default=42)
+    tr.add_argument('--skip-bad', action='store_true', help='drop unreadable images with a warning instead of stopping')
+    tr.add_argument('--tta', action='store_true', help='test-time augmentation for the validation figures')
+    ev = sub.add_parser('evaluate', help='metrics of an exported model on a labelled folder, as JSON on the last line')
+    ev.add_argument('model', help='exported learner (.pkl) written by medfast train')
+    ev.add_argument('--folder', required=True, help='class-folder tree with the same class names')
+    ev.add_argument('--tta', action='store_true', help='test-time augmentation')
+    return ap
+
+def _scan(args) -> int:
+    rep = scan(args.folder, recursive=not args.no_recursive, n_workers=args.workers, progress=sys.stderr.isatty(),
+               voi=parse_voi(args.voi), force=args.force)
     print(_fmt(rep))
     n_ok = int(rep.ok.sum())
     print(f"\n{len(rep)} files: {n_ok} decoded, {len(rep) - n_ok} failed with a DicomReadError")
     if args.csv: rep.to_csv(args.csv, index=False)
     return 0 if n_ok == len(rep) else 1
+
+def _train(args) -> int:
+    from medfast.train import train_classifier, export
+    df = items_from_folder(args.folder, patient_re=None if args.no_patient else args.patient_re)
+    df = split_table(df, args.valid, args.valid_pct, args.valid_folder, args.seed)
+    learn = train_classifier(df, arch=args.arch, size=args.size, epochs=args.epochs, bs=args.bs, lr=args.lr or None, channels=args.channels,
+                             sampling=None if args.sampling == 'none' else args.sampling, label_smoothing=args.label_smoothing, mixup=args.mixup,
+                             precision=args.precision, pretrained=args.pretrained, weights=args.weights, seed=args.seed,
+                             on_error='skip' if args.skip_bad else 'raise', tta=args.tta)
+    rec = export(learn, args.out, metrics=learn.valid_metrics)
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}", file=sys.stderr)
+    print(json.dumps(dict(model=str(args.out), **rec['valid'])))
+    return 0
+
+def _evaluate(args) -> int:
+    from fastai.learner import load_learner
+    from medfast.train import evaluate
+    if not Path(args.model).is_file(): raise DataMissingError(f"{args.model}: no such model file")
+    learn = load_learner(args.model)
+    df = items_from_folder(args.folder, patient_re=None)
+    print(json.dumps(evaluate(learn, df, tta=args.tta)))
+    return 0
+
+def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
+        ) -> int:
+    "Entry point of the `medfast` command; returns the exit status (2 for a usage or data error)"
+    args = _parser().parse_args(argv)
+    try: return {'scan': _scan, 'train': _train, 'evaluate': _evaluate}[args.cmd](args)
+    except MedfastError as e:
+        print(f"medfast: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,203 @@
+"""Chest X-ray pneumonia, from scratch on CPU: medfast's recipe against two baselines, and medfast's training throughput
+against a plain PyTorch loop with the same model and batch size. Everything runs in this one process, side by side.
+
+Data: ../shared/data/chest_xray_224/train (5,216 images), split by patient (15 % validation, seed 42, the same split for
+every contender). The official test split is not used here.
+
+Contenders, same image size (--size, default 128) and the same training budget (--minutes of training each, default 15):
+  medfast        medfast.train.train_classifier: resnet18 from scratch, grey input, presizing + medical_aug, oversampling,
+                 normalization from the training statistics, label smoothing, one-cycle, bf16 autocast + channels-last
+  aptos-post     the plain-PyTorch recipe of the APTOS post: ImageFolder, WeightedRandomSampler, Adam lr 1e-2,
+                 StepLR(gamma 0.7) per epoch, torchvision EfficientNet-B1 from scratch, fp32
+  stock-fastai   vision_learner('resnet18', pretrained=False), Resize(size) item transform, aug_transforms(), fit_one_cycle
+Epoch counts are chosen to fill the budget from a timed first stretch of batches.
+
+Throughput (--tp-batches, default 25 batches of 64, --rounds 5 interleaved rounds, median):
+  medfast learner  `fit` over a subset, the whole fastai loop: items from the cache, batch augmentation, callbacks
+  plain loop       the same model, optimizer, autocast and channels-last, fed from preloaded uint8 tensors with the same
+                   work a hand-written loop does (float conversion, normalization, a random affine augmentation)
+  medfast fp32     the medfast learner with precision='fp32': what bf16 autocast buys on this CPU
+
+Run: `python bench/chest_xray.py [--minutes 15] [--size 128] [--only medfast,throughput]`.
+"""
+import argparse, json, math, sys, time, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+import torch.nn.functional as F
+warnings.filterwarnings('ignore')
+
+from medfast.core import data_dir, seed_everything
+from medfast.sampling import items_from_folder, split_by_patient, image_dls
+from medfast.train import train_classifier, medfast_learner, predict_table
+from medfast.metrics import classification_metrics
+from fastai.learner import defaults
+defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']   # tables, not progress bars, in the log
+
+ap = argparse.ArgumentParser()
+ap.add_argument('--minutes', type=float, default=15.)
+ap.add_argument('--size', type=int, default=128)
+ap.add_argument('--arch', default='resnet18')
+ap.add_argument('--bs', type=int, default=64)
+ap.add_argument('--tp-batches', type=int, default=25)
+ap.add_argument('--rounds', type=int, default=5, help='interleaved throughput rounds (median reported)')
+ap.add_argument('--only', default='throughput,medfast,aptos-post,stock-fastai')
+ap.add_argument('--json', default=None, help='also write the rows here')
+args = ap.parse_args()
+only = args.only.split(',')
+torch.set_num_threads(torch.get_num_threads())
+
+root = data_dir()/'chest_xray_224'/'train'
+if not root.is_dir(): sys.exit(f"SKIPPED (data absent): {root}")
+df = split_by_patient(items_from_folder(root), valid_pct=0.15, seed=42)
+tr, va = df[~df.is_valid], df[df.is_valid]
+vocab = ['NORMAL', 'PNEUMONIA']
+yv = va.label.map({k: i for i,k in enumerate(vocab)}).values
+budget = args.minutes*60
+rows = []
+def log(*a): print(*a, file=sys.stderr, flush=True)
+class Rows(list):
+    "rows, each also logged at once (a crash later keeps the figures already measured)"
+    def append(self, r):
+        super().append(r); log('ROW', json.dumps(r))
+        if args.json: Path(args.json).write_text(json.dumps(self, indent=1))
+rows = Rows()
+
+def epochs_for(sec_per_img, n_train, eval_s=0.):
+    return max(1, int((budget - eval_s) / (sec_per_img*n_train)))
+
+# ---------------------------------------------------------------- throughput: medfast learner vs plain loop
+if 'throughput' in only:
+    n = args.tp_batches*args.bs
+    sub = df.iloc[np.random.default_rng(0).permutation(len(df))[:n + 200]].copy()
+    sub['is_valid'] = [False]*n + [True]*200
+    dls = image_dls(sub, size=args.size, bs=args.bs, channels=1, sampling=None)
+    learn = medfast_learner(dls, args.arch)
+    learn32 = medfast_learner(dls, args.arch, precision='fp32')   # the same learner without bf16 autocast
+    # the plain loop: same model class, same optimizer settings (fastai's Adam, wd 0.01), same precision and layout
+    from medfast.models import create_model
+    from medfast.train import precision_callbacks
+    from PIL import Image
+    X = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert('L').resize((int(round(args.size*1.15/8)*8),)*2, Image.BILINEAR)) for p in sub.item[:n]]))[:,None]
+    Y = torch.tensor((sub.label[:n] == 'PNEUMONIA').astype(int).values)
+    mean, std = X.float().mean()/255, X.float().std()/255
+    model = create_model(args.arch, 2, n_in=1).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.01)
+    bf16 = learn.recipe['precision'] == 'bf16'
+    def plain_epoch():
+        model.train(); perm = torch.randperm(n); t = time.perf_counter()
+        for i in range(n//args.bs):
+            idx = perm[i*args.bs:(i+1)*args.bs]
+            x = (X[idx].float()/255 - mean)/std
+            k = len(idx); ang = (torch.rand(k)*2-1)*math.radians(10); sc = 1/(1+torch.rand(k)*.1)
+            th = torch.stack([torch.stack([sc*torch.cos(ang), -sc*torch.sin(ang), torch.zeros(k)],1), torch.stack([sc*torch.sin(ang), sc*torch.cos(ang), torch.zeros(k)],1)],1)
+            x = F.grid_sample(x, F.affine_grid(th, (k,1,args.size,args.size), align_corners=False), align_corners=False)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): out = model(x)
+            loss = F.cross_entropy(out.float(), Y[idx], label_smoothing=0.1)
+            opt.zero_grad(); loss.backward(); opt.step()
+        return n//args.bs*args.bs/(time.perf_counter()-t)
+    def medfast_epoch(l=learn):
+        with l.no_bar(), l.no_logging(): l.fit(1, 1e-3, cbs=[_Stop()])
+        return l._tp
+    from fastai.callback.core import Callback, CancelValidException
+    class _Stop(Callback):
+        "time the training batches only, then skip validation"
+        def before_train(self): self.t = time.perf_counter()
+        def after_train(self): self.learn._tp = len(self.dl)*args.bs/(time.perf_counter()-self.t)
+        def before_validate(self): raise CancelValidException()
+    plain_epoch(); medfast_epoch(); medfast_epoch(learn32)       # warm-up (allocator, oneDNN kernels)
+    pm, mm, m32 = [], [], []
+    for r in range(args.rounds): pm.append(plain_epoch()); mm.append(medfast_epoch()); m32.append(medfast_epoch(learn32))
+    p, m, f = float(np.median(pm)), float(np.median(mm)), float(np.median(m32))
+    log(f"throughput plain {pm} medfast {mm} medfast fp32 {m32}")
+    prec = learn.recipe['precision']
+    rows.append(dict(contender=f'plain loop ({args.arch}, bs {args.bs}, {prec}, channels-last)', train_img_s=round(p, 1)))
+    rows.append(dict(contender=f'medfast learner (same model, bs, precision)', train_img_s=round(m, 1), ratio_vs_plain=round(m/p, 3)))
+    rows.append(dict(contender=f'medfast learner fp32 (precision="fp32")', train_img_s=round(f, 1), ratio_vs_plain=round(f/p, 3)))
+
+# ---------------------------------------------------------------- medfast recipe
+if 'medfast' in only:
+    seed_everything(42)
+    # epochs from a timed stretch: one short fit on the real loaders
+    probe = image_dls(df, size=args.size, bs=args.bs, channels=1, sampling='oversample')
+    pl = medfast_learner(probe, args.arch)
+    class _Probe(__import__('fastai.callback.core', fromlist=['Callback']).Callback):
+        def after_batch(self):
+            self.i = getattr(self, 'i', 0) + 1
+            if self.i == 3: self.t = time.perf_counter()
+            if self.i == 23: self.learn._spi = (time.perf_counter()-self.t)/(20*args.bs); raise __import__('fastai.callback.core', fromlist=['CancelFitException']).CancelFitException()
+    with pl.no_bar(), pl.no_logging(): pl.fit(1, 1e-3, cbs=[_Probe()])
+    ep = epochs_for(pl._spi*1.04, len(probe.train_ds), eval_s=20)
+    log(f"medfast: {pl._spi*1e3:.1f} ms/img -> {ep} epochs")
+    del pl, probe
+    t = time.perf_counter()
+    learn = train_classifier(df, arch=args.arch, size=args.size, epochs=ep, bs=args.bs)
+    wall = time.perf_counter() - t
+    h = [x for x in learn.history if x['step'] == 'fit_one_cycle'][-1]
+    v = learn.valid_metrics
+    rows.append(dict(contender='medfast', epochs=ep, train_img_s=h['train_images_per_s'], train_min=round(h['seconds']/60, 1), wall_min=round(wall/60, 1),
+                     accuracy=round(v['accuracy'], 4), auroc=round(v['auroc'], 4), f1=round(v['f1'], 4), sensitivity=round(v['sensitivity'], 4), specificity=round(v['specificity'], 4)))
+    learn.export(Path('/tmp')/'medfast_chest_bench.pkl')
+
+# ---------------------------------------------------------------- the APTOS post's plain-PyTorch recipe
+if 'aptos-post' in only:
+    import torchvision
+    from torchvision import transforms as T
+    from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
+    seed_everything(42)
+    tf_tr = T.Compose([T.Resize((args.size, args.size)), T.RandomHorizontalFlip(), T.RandomRotation(10), T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    tf_va = T.Compose([T.Resize((args.size, args.size)), T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    ds_tr, ds_va = torchvision.datasets.ImageFolder(root, tf_tr), torchvision.datasets.ImageFolder(root, tf_va)
+    pos = {str(Path(p)): i for i,(p,_) in enumerate(ds_tr.samples)}
+    itr, iva = [pos[p] for p in tr.item], [pos[p] for p in va.item]
+    labels = np.array(ds_tr.targets)[itr]
+    cw = 1.0/np.bincount(labels)
+    sampler = WeightedRandomSampler(torch.tensor(cw[labels], dtype=torch.double), len(itr))   # weights aligned with the subset's items
+    dl_tr = DataLoader(Subset(ds_tr, itr), batch_size=args.bs, sampler=sampler, num_workers=2)
+    dl_va = DataLoader(Subset(ds_va, iva), batch_size=128, num_workers=2)
+    model = torchvision.models.efficientnet_b1(weights=None, num_classes=2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    t = time.perf_counter(); seen = 0; ep = 0
+    while True:
+        model.train(); te = time.perf_counter()
+        for x,y in dl_tr:
+            loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step(); seen += len(y)
+        sched.step(); ep += 1
+        if (time.perf_counter()-t) + (time.perf_counter()-te) > budget: break
+    train_s = time.perf_counter() - t
+    model.eval(); P = []
+    with torch.no_grad():
+        for x,_ in dl_va: P.append(model(x).softmax(1))
+    v = classification_metrics(torch.cat(P).numpy(), yv)
+    rows.append(dict(contender='aptos-post (EfficientNet-B1)', epochs=ep, train_img_s=round(seen/train_s, 1), train_min=round(train_s/60, 1), wall_min=round((time.perf_counter()-t)/60, 1),
+                     accuracy=round(v['accuracy'], 4), auroc=round(v['auroc'], 4), f1=round(v['f1'], 4), sensitivity=round(v['sensitivity'], 4), specificity=round(v['specificity'], 4)))
+
+# ---------------------------------------------------------------- stock fastai
+if 'stock-fastai' in only:
+    from fastai.vision.all import ImageDataLoaders, Resize, aug_transforms, vision_learner, Callback, CancelFitException
+    seed_everything(42)
+    dd = df.assign(item=[str(Path(p).relative_to(root)) for p in df.item])
+    dls = ImageDataLoaders.from_df(dd, path=root, fn_col='item', label_col='label', valid_col='is_valid', item_tfms=Resize(args.size), batch_tfms=aug_transforms(), bs=args.bs)
+    learn = vision_learner(dls, 'resnet18', pretrained=False)
+    class _Probe(Callback):
+        def after_batch(self):
+            self.i = getattr(self, 'i', 0) + 1
+            if self.i == 3: self.t = time.perf_counter()
+            if self.i == 13: self.learn._spi = (time.perf_counter()-self.t)/(10*args.bs); raise CancelFitException()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[_Probe()])
+    ep = epochs_for(learn._spi*1.04, len(dls.train_ds), eval_s=20)
+    learn = vision_learner(dls, 'resnet18', pretrained=False)
+    t = time.perf_counter()
+    with learn.no_bar(): learn.fit_one_cycle(ep)
+    train_s = time.perf_counter() - t
+    p,_ = learn.get_preds(dl=dls.valid)
+    yy = np.array([dls.vocab.o2i[l] for l in va.label])
+    v = classification_metrics(p.numpy(), yy)
+    rows.append(dict(contender='stock fastai (resnet18)', epochs=ep, train_img_s=round(len(dls.train_ds)*ep/train_s, 1), train_min=round(train_s/60, 1), wall_min=round((time.perf_counter()-t)/60, 1),
+                     accuracy=round(v['accuracy'], 4), auroc=round(v['auroc'], 4), f1=round(v['f1'], 4), sensitivity=round(v['sensitivity'], 4), specificity=round(v['specificity'], 4)))
+
+tab = pd.DataFrame(rows)
+print(f"\nchest_xray_224 train split by patient: {len(tr)} train / {len(va)} valid images; size {args.size}; budget {args.minutes:g} min training each; {torch.get_num_threads()} threads")
+print(tab.to_string(index=False))
+if args.json: Path(args.json).write_text(json.dumps(rows, indent=1))
