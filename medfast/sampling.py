@@ -188,7 +188,6 @@ def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
              ):
     "fastai `DataLoaders` from an item table: presizing, medical augmentation, dataset normalization, sampling"
     from fastai.data.block import RegressionBlock
-    from fastai.data.transforms import Categorize
     if 'is_valid' not in df: raise InvalidArgumentError("image_dls needs a split (an `is_valid` column): use split_by_patient, split_stratified or split_by_folder")
     if sampling not in (None, 'none', 'oversample', 'weighted'): raise InvalidArgumentError(f"sampling must be None, 'oversample' or 'weighted', not {sampling!r}")
     if len(df) == 0 or (~df.is_valid).sum() == 0: raise InvalidArgumentError("image_dls: no training images in the table")
