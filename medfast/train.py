@@ -11,6 +11,7 @@ __all__ = ['SPLITS', 'cpu_bf16_supported', 'Autocast', 'ChannelsLastLayout', 'Pl
 
 # %% ../nbs/06_train.ipynb #69808942
 import json, time, warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
@@ -151,14 +152,10 @@ def _timed_fit(learn, step, fitter, epochs, lr, **kw):
 
 def find_lr(learn:Learner, show:bool=False) -> float:
     "fastai's learning-rate finder; returns (and records) the `valley` suggestion"
-    with learn.no_bar() if not show else _null():
+    with learn.no_bar() if not show else nullcontext():
         s = learn.lr_find(show_plot=show)
     record(learn, 'lr_find', lr=float(s.valley))
     return float(s.valley)
-
-class _null:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
 
 def fit(learn:Learner, epochs:int, lr=None, **kwargs) -> dict:
     "One-cycle training (`lr` found with `find_lr` when None)"
