@@ -7,7 +7,7 @@ Docs: https://medfast.github.io/medfast/cli.html.md"""
 # %% auto #0
 __all__ = ['find_dicoms', 'parse_voi', 'scan', 'main']
 
-# %% ../nbs/12_cli.ipynb #c33867c2
+# %% ../nbs/12_cli.ipynb #5aeb3ff9
 import argparse, json, os, sys, warnings
 from pathlib import Path
 
@@ -18,10 +18,11 @@ warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=Fu
 
 from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
-from .sampling import items_from_folder, CHEST_XRAY_PATIENT_RE
-from .train import SPLITS, split_table
+from .vision import _npz
+from .sampling import items_from_folder, items_from_csv, items_from_npz, CHEST_XRAY_PATIENT_RE
+from .train import SPLITS, OBJECTIVES, RECIPES, split_table
 
-# %% ../nbs/12_cli.ipynb #57c0e4ae
+# %% ../nbs/12_cli.ipynb #a6f6d762
 def find_dicoms(folder, # Folder to search
                 recursive:bool=True, # Also search sub-folders
                ) -> list[Path]:
@@ -31,7 +32,7 @@ def find_dicoms(folder, # Folder to search
     it = folder.rglob('*') if recursive else folder.iterdir()
     return sorted(p for p in it if p.is_file() and not any(s.startswith('.') for s in p.relative_to(folder).parts) and is_dicom(p))
 
-# %% ../nbs/12_cli.ipynb #f5d75519
+# %% ../nbs/12_cli.ipynb #db19de24
 def parse_voi(s:str):
     "`--voi` text to a `read_dicom` voi: 'header', 'none', a preset name, or 'center,width'"
     if s in ('header', *WINDOWS): return s
@@ -54,7 +55,7 @@ def scan(folder, # Folder of DICOM files
     rep['file'] = [str(Path(f).relative_to(folder)) for f in rep.file]
     return rep
 
-# %% ../nbs/12_cli.ipynb #1cd24d2a
+# %% ../nbs/12_cli.ipynb #92061ff6
 def _fmt(rep:pd.DataFrame) -> str:
     rows = []
     for r in rep.itertuples():
@@ -75,21 +76,30 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument('--workers', type=int, default=None, help='worker processes (default: one per core for many files)')
     sc.add_argument('--csv', default=None, help='also write the table to this CSV file')
     tr = sub.add_parser('train', help='train a classifier and export it (plus a JSON record beside it)')
-    tr.add_argument('--folder', required=True, help='class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)')
+    src = tr.add_mutually_exclusive_group(required=True)
+    src.add_argument('--folder', help='class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)')
+    src.add_argument('--npz', help='MedMNIST-style npz: trains on train_*, validates on val_* (test_* is never read)')
+    src.add_argument('--csv', help='CSV of ids and labels (APTOS train.csv), with --images')
+    _table_args(tr)
     tr.add_argument('--out', default='model.pkl', help='exported learner to write (default model.pkl); the record goes to the same name .json')
-    tr.add_argument('--arch', default='resnet18', help='xresnet18, a timm name (resnet18, efficientnet_b0, ...) or tv.<torchvision name>')
-    tr.add_argument('--size', type=int, default=128, help='training image size (default 128)')
-    tr.add_argument('--epochs', type=int, default=10)
-    tr.add_argument('--bs', type=int, default=64, help='batch size')
-    tr.add_argument('--lr', type=float, default=3e-3, help='peak learning rate; 0 runs the learning-rate finder')
-    tr.add_argument('--channels', type=int, choices=(1, 3), default=1, help='1: grey model (default), 3: ImageNet-shaped')
-    tr.add_argument('--sampling', choices=('oversample', 'weighted', 'none'), default='oversample')
-    tr.add_argument('--valid', choices=SPLITS, default='patient', help='validation split rule (default: by patient)')
+    tr.add_argument('--recipe', choices=tuple(RECIPES), default=None, help="defaults for the options below: 'xray' for --folder, 'fundus' for --npz/--csv")
+    tr.add_argument('--arch', default=None, help='xresnet18, a timm name (resnet18, efficientnet_b0, ...) or tv.<torchvision name>')
+    tr.add_argument('--size', type=int, default=None, help='training image size')
+    tr.add_argument('--epochs', type=int, default=None)
+    tr.add_argument('--bs', type=int, default=None, help='batch size')
+    tr.add_argument('--lr', type=float, default=None, help='peak learning rate; 0 runs the learning-rate finder')
+    tr.add_argument('--channels', type=int, choices=(1, 3), default=None, help='1: grey model, 3: colour / ImageNet-shaped')
+    tr.add_argument('--objective', choices=OBJECTIVES, default=None, help="'ce' cross-entropy, 'weighted' class-weighted, 'ordinal' cumulative-logit head with kappa thresholds")
+    tr.add_argument('--kappa-thresholds', action='store_true', help="decide grades by thresholds fitted for quadratic kappa (always on with --objective ordinal)")
+    tr.add_argument('--sampling', choices=('oversample', 'weighted', 'none'), default=None)
+    tr.add_argument('--pre', choices=('none', 'crop', 'fundus'), default=None, help="full-size preprocessing: 'crop' the black border and mask the retina circle, 'fundus' adds Ben Graham's filter")
+    tr.add_argument('--ben', type=float, default=4., help="Ben Graham strength with --pre fundus (default 4)")
+    tr.add_argument('--valid', choices=SPLITS, default=None, help='validation split rule (default: by patient; the npz val split for --npz)')
     tr.add_argument('--valid-pct', type=float, default=0.15)
     tr.add_argument('--valid-folder', nargs='+', default=['val'], help="with --valid folder: folder name(s) for validation (several are merged)")
     tr.add_argument('--patient-re', default=CHEST_XRAY_PATIENT_RE, help='regex whose first group is the patient id in file names')
     tr.add_argument('--no-patient', action='store_true', help='file names carry no patient id (one patient per image)')
-    tr.add_argument('--label-smoothing', type=float, default=0.1)
+    tr.add_argument('--label-smoothing', type=float, default=None)
     tr.add_argument('--mixup', type=float, default=0.)
     tr.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'), default='auto')
     tr.add_argument('--pretrained', action='store_true', help='start from local weights (MEDFAST_WEIGHTS or --weights); never downloads')
@@ -97,10 +107,22 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument('--seed', type=int, default=42)
     tr.add_argument('--skip-bad', action='store_true', help='drop unreadable images with a warning instead of stopping')
     tr.add_argument('--tta', action='store_true', help='test-time augmentation for the validation figures')
-    ev = sub.add_parser('evaluate', help='metrics of an exported model on a labelled folder, as JSON on the last line')
+    ev = sub.add_parser('evaluate', help='metrics of an exported model on labelled data, as JSON on the last line')
     ev.add_argument('model', help='exported learner (.pkl) written by medfast train')
-    ev.add_argument('--folder', required=True, help='class-folder tree with the same class names')
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument('--folder', help='class-folder tree with the same class names')
+    src.add_argument('--npz', help='MedMNIST-style npz: its test_* arrays, or val_* when it has no test split')
+    src.add_argument('--csv', help='CSV of ids and labels, with --images')
+    _table_args(ev)
     ev.add_argument('--tta', action='store_true', help='test-time augmentation')
+    pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission')
+    pr.add_argument('model', help='exported learner (.pkl) written by medfast train')
+    pr.add_argument('--csv', required=True, help='CSV with an id column (test.csv)')
+    _table_args(pr)
+    pr.add_argument('--sample', default=None, help='sample submission: ids must match it, rows follow its order')
+    pr.add_argument('--out', default='submission.csv', help='submission file to write (default submission.csv)')
+    pr.add_argument('--target-col', default='diagnosis', help='prediction column name (default diagnosis)')
+    pr.add_argument('--tta', action='store_true', help='test-time augmentation')
     return ap
 
 def _scan(args) -> int:
@@ -112,13 +134,43 @@ def _scan(args) -> int:
     if args.csv: rep.to_csv(args.csv, index=False)
     return 0 if n_ok == len(rep) else 1
 
+def _table_args(p):
+    p.add_argument('--images', help='with --csv: folder of the images (APTOS train_images)')
+    p.add_argument('--id-col', default='id_code', help='with --csv: id column (default id_code)')
+    p.add_argument('--label-col', default='diagnosis', help='with --csv: label column (default diagnosis)')
+    p.add_argument('--pattern', default='{}.png', help="with --csv: file name from the id (default '{}.png')")
+
+def _csv_table(args, labelled=True):
+    if not args.images: raise InvalidArgumentError("--csv needs --images, the folder of the images")
+    return items_from_csv(args.csv, args.images, item=args.id_col, label=args.label_col if labelled else None, pattern=args.pattern)
+
+def _npz_table(file, splits):
+    a = _npz(file)
+    for s in splits:
+        if f'{s}_images' in a: return items_from_npz(file, (s,))
+    raise InvalidArgumentError(f"{file}: no {' or '.join(f'{s}_images' for s in splits)} array (it has {', '.join(sorted(a))})")
+
+def _pre(name, ben):
+    from medfast.fundus import fundus_preprocess
+    return None if name in (None, 'none') else fundus_preprocess(ben=None) if name == 'crop' else fundus_preprocess(ben=ben)
+
 def _train(args) -> int:
     from medfast.train import train_classifier, export
-    df = items_from_folder(args.folder, patient_re=None if args.no_patient else args.patient_re)
-    df = split_table(df, args.valid, args.valid_pct, args.valid_folder, args.seed)
-    learn = train_classifier(df, arch=args.arch, size=args.size, epochs=args.epochs, bs=args.bs, lr=args.lr or None, channels=args.channels,
-                             sampling=None if args.sampling == 'none' else args.sampling, label_smoothing=args.label_smoothing, mixup=args.mixup,
-                             precision=args.precision, pretrained=args.pretrained, weights=args.weights, seed=args.seed,
+    if args.npz:
+        df = items_from_npz(args.npz, ('train', 'val'))
+        df = split_table(df, args.valid or 'folder', args.valid_pct, args.valid_folder, args.seed)
+    else:
+        df = _csv_table(args) if args.csv else items_from_folder(args.folder, patient_re=None if args.no_patient else args.patient_re)
+        df = split_table(df, args.valid or 'patient', args.valid_pct, args.valid_folder, args.seed)
+    r = dict(RECIPES[args.recipe or ('xray' if args.folder else 'fundus')])
+    given = dict(arch=args.arch, size=args.size, epochs=args.epochs, bs=args.bs, lr=args.lr, channels=args.channels, objective=args.objective,
+                 sampling=args.sampling, label_smoothing=args.label_smoothing, pre=args.pre)
+    r.update({k: v for k,v in given.items() if v is not None})
+    if r['sampling'] == 'none': r['sampling'] = None
+    if r['lr'] == 0: r['lr'] = None
+    r['pre'] = _pre(r['pre'], args.ben)
+    if args.npz or args.csv: r.setdefault('vocab', sorted(set(df.label)) if not pd.api.types.is_integer_dtype(df.label) else list(range(int(df.label.max()) + 1)))
+    learn = train_classifier(df, **r, thresholds=True if args.kappa_thresholds else None, mixup=args.mixup, precision=args.precision, pretrained=args.pretrained, weights=args.weights, seed=args.seed,
                              on_error='skip' if args.skip_bad else 'raise', tta=args.tta)
     rec = export(learn, args.out, metrics=learn.valid_metrics)
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}", file=sys.stderr)
@@ -130,15 +182,25 @@ def _evaluate(args) -> int:
     from medfast.train import evaluate
     if not Path(args.model).is_file(): raise DataMissingError(f"{args.model}: no such model file")
     learn = load_learner(args.model)
-    df = items_from_folder(args.folder, patient_re=None)
+    df = _npz_table(args.npz, ('test', 'val')) if args.npz else _csv_table(args) if args.csv else items_from_folder(args.folder, patient_re=None)
     print(json.dumps(evaluate(learn, df, tta=args.tta)))
+    return 0
+
+def _predict(args) -> int:
+    from fastai.learner import load_learner
+    from medfast.kaggle import submission_from_learner
+    if not Path(args.model).is_file(): raise DataMissingError(f"{args.model}: no such model file")
+    learn = load_learner(args.model)
+    sub = submission_from_learner(learn, _csv_table(args, labelled=False), args.out, args.sample, args.id_col, args.target_col, tta=args.tta)
+    print(f"wrote {args.out}: {len(sub)} rows", file=sys.stderr)
+    print(json.dumps(dict(submission=str(args.out), rows=len(sub), counts={str(k): int(v) for k,v in sub[args.target_col].value_counts().sort_index().items()})))
     return 0
 
 def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Entry point of the `medfast` command; returns the exit status (2 for a usage or data error)"
     args = _parser().parse_args(argv)
-    try: return {'scan': _scan, 'train': _train, 'evaluate': _evaluate}[args.cmd](args)
+    try: return {'scan': _scan, 'train': _train, 'evaluate': _evaluate, 'predict': _predict}[args.cmd](args)
     except MedfastError as e:
         print(f"medfast: {e}", file=sys.stderr)
         return 2

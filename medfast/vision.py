@@ -83,6 +83,7 @@ def read_image(item, # Path (DICOM/PNG/JPEG/...) or `NpzItem`
                size:int|tuple|None=None, # Output size (h,w) or side; None keeps the stored size
                method:str='squish', # Resize method: 'squish', 'pad' or 'crop'
                voi='header', # DICOM only: the `voi` of `read_dicom`
+               pre=None, # Function(s) applied to the full-size uint8 array before resizing (e.g. `fundus_preprocess()`)
               ) -> np.ndarray:
     "Any 2D medical image as uint8 `(H,W)` or `(H,W,3)`; `ImageReadError` naming the item when it cannot be read"
     if channels not in (None, 1, 3): raise InvalidArgumentError(f"channels must be 1, 3 or None, not {channels!r}")
@@ -107,6 +108,9 @@ def read_image(item, # Path (DICOM/PNG/JPEG/...) or `NpzItem`
     if a.ndim == 3 and a.shape[-1] == 4: a = a[...,:3]
     if a.ndim not in (2,3) or (a.ndim == 3 and a.shape[-1] != 3): raise ImageReadError(item, f"not a 2D image (shape {a.shape})")
     if channels == 1 and a.ndim == 3: a = np.asarray(Image.fromarray(a).convert('L'))
+    for f in ([] if pre is None else pre if isinstance(pre, (list, tuple)) else [pre]):
+        a = np.asarray(f(a))
+        if a.dtype != np.uint8 or a.ndim not in (2,3) or 0 in a.shape: raise ImageReadError(item, f"preprocessing {getattr(f, '__name__', type(f).__name__)} returned {a.dtype} {a.shape}, not a uint8 image")
     if size is not None: a = _resize(np.ascontiguousarray(a), size, method)
     if channels == 3 and a.ndim == 2: a = np.repeat(a[...,None], 3, -1)
     return a
@@ -125,15 +129,16 @@ class LoadImage(Transform):
                  method:str='squish', # Resize method: 'squish', 'pad' or 'crop'
                  voi='header', # DICOM window: the `voi` of `read_dicom`
                  cache:bool=True, # Keep decoded pixels in memory
+                 pre=None, # Function(s) or transforms applied once per image at full size, before the resize (cached with it)
                 ):
         if channels not in (1,3): raise InvalidArgumentError(f"channels must be 1 or 3, not {channels!r}")
-        store_attr('size,channels,method,voi,cache')
+        store_attr('size,channels,method,voi,cache,pre')
         self._mem = {}
     def _read(self, o):
         k = o if isinstance(o, NpzItem) else str(o)
         a = self._mem.get(k) if self.cache else None
         if a is None:
-            a = read_image(o, channels=1 if self.channels == 1 else None, size=self.size, method=self.method, voi=self.voi)
+            a = read_image(o, channels=1 if self.channels == 1 else None, size=self.size, method=self.method, voi=self.voi, pre=getattr(self, 'pre', None))
             if not a.flags.writeable: a = a.copy()
             if self.cache: self._mem[k] = a
         return a
@@ -162,9 +167,10 @@ def MedImageBlock(size:int|tuple|None=None, # Item size (first half of presizing
                   method:str='squish', # Resize method: 'squish', 'pad' or 'crop'
                   voi='header', # DICOM window
                   cache:bool=True, # Keep decoded pixels in memory
+                  pre=None, # Full-size preprocessing before the resize (see `LoadImage`)
                  ) -> TransformBlock:
     "A `TransformBlock` for 2D medical images (DICOM, PNG, JPEG, npz rows)"
-    return TransformBlock(type_tfms=LoadImage(size, channels, method, voi, cache), batch_tfms=IntToFloatTensor)
+    return TransformBlock(type_tfms=LoadImage(size, channels, method, voi, cache, pre), batch_tfms=IntToFloatTensor)
 
 # %% ../nbs/02_vision.ipynb #0cd3d8b4
 def medical_aug(size:int|tuple|None=None, # Training size (second half of presizing); None keeps the item size
