@@ -18,7 +18,7 @@ The ordinal row also shows its argmax decision, and the ce row its kappa-fitted 
 Run: `python bench/retinopathy.py [--folds 5] [--only ce,weighted,ordinal] [--json rows.json]`.
 """
 import argparse, contextlib, json, sys, time, warnings
-import numpy as np, pandas as pd, torch
+import numpy as np
 warnings.filterwarnings('ignore')
 from sklearn.model_selection import StratifiedKFold
 

@@ -18,7 +18,6 @@ warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=Fu
 
 from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
-from .vision import _npz
 from .sampling import items_from_folder, items_from_csv, items_from_npz, CHEST_XRAY_PATIENT_RE
 from .train import SPLITS, OBJECTIVES, RECIPES, split_table
 
@@ -76,11 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument('--workers', type=int, default=None, help='worker processes (default: one per core for many files)')
     sc.add_argument('--csv', default=None, help='also write the table to this CSV file')
     tr = sub.add_parser('train', help='train a classifier and export it (plus a JSON record beside it)')
-    src = tr.add_mutually_exclusive_group(required=True)
-    src.add_argument('--folder', help='class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)')
-    src.add_argument('--npz', help='MedMNIST-style npz: trains on train_*, validates on val_* (test_* is never read)')
-    src.add_argument('--csv', help='CSV of ids and labels (APTOS train.csv), with --images')
-    _table_args(tr)
+    _data_args(tr, 'class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)', 'MedMNIST-style npz: trains on train_*, validates on val_* (test_* is never read)',
+               'CSV of ids and labels (APTOS train.csv), with --images')
     tr.add_argument('--out', default='model.pkl', help='exported learner to write (default model.pkl); the record goes to the same name .json')
     tr.add_argument('--recipe', choices=tuple(RECIPES), default=None, help="defaults for the options below: 'xray' for --folder, 'fundus' for --npz/--csv")
     tr.add_argument('--arch', default=None, help='xresnet18, a timm name (resnet18, efficientnet_b0, ...) or tv.<torchvision name>')
@@ -109,11 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument('--tta', action='store_true', help='test-time augmentation for the validation figures')
     ev = sub.add_parser('evaluate', help='metrics of an exported model on labelled data, as JSON on the last line')
     ev.add_argument('model', help='exported learner (.pkl) written by medfast train')
-    src = ev.add_mutually_exclusive_group(required=True)
-    src.add_argument('--folder', help='class-folder tree with the same class names')
-    src.add_argument('--npz', help='MedMNIST-style npz: its test_* arrays, or val_* when it has no test split')
-    src.add_argument('--csv', help='CSV of ids and labels, with --images')
-    _table_args(ev)
+    _data_args(ev, 'class-folder tree with the same class names', 'MedMNIST-style npz: its test_* arrays, or val_* when it has no test split',
+               'CSV of ids and labels, with --images')
     ev.add_argument('--tta', action='store_true', help='test-time augmentation')
     pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission')
     pr.add_argument('model', help='exported learner (.pkl) written by medfast train')
@@ -140,15 +133,20 @@ def _table_args(p):
     p.add_argument('--label-col', default='diagnosis', help='with --csv: label column (default diagnosis)')
     p.add_argument('--pattern', default='{}.png', help="with --csv: file name from the id (default '{}.png')")
 
+def _data_args(p, folder_help, npz_help, csv_help):
+    "One of --folder, --npz, --csv (with its table options)"
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument('--folder', help=folder_help); g.add_argument('--npz', help=npz_help); g.add_argument('--csv', help=csv_help)
+    _table_args(p)
+
 def _csv_table(args, labelled=True):
     if not args.images: raise InvalidArgumentError("--csv needs --images, the folder of the images")
     return items_from_csv(args.csv, args.images, item=args.id_col, label=args.label_col if labelled else None, pattern=args.pattern)
 
-def _npz_table(file, splits):
-    a = _npz(file)
-    for s in splits:
-        if f'{s}_images' in a: return items_from_npz(file, (s,))
-    raise InvalidArgumentError(f"{file}: no {' or '.join(f'{s}_images' for s in splits)} array (it has {', '.join(sorted(a))})")
+def _npz_eval_table(file):
+    "The test split of an npz file, or its val split when it has none"
+    try: return items_from_npz(file, ('test',))
+    except InvalidArgumentError: return items_from_npz(file, ('val',))
 
 def _pre(name, ben):
     from medfast.fundus import fundus_preprocess
@@ -182,7 +180,7 @@ def _evaluate(args) -> int:
     from medfast.train import evaluate
     if not Path(args.model).is_file(): raise DataMissingError(f"{args.model}: no such model file")
     learn = load_learner(args.model)
-    df = _npz_table(args.npz, ('test', 'val')) if args.npz else _csv_table(args) if args.csv else items_from_folder(args.folder, patient_re=None)
+    df = _npz_eval_table(args.npz) if args.npz else _csv_table(args) if args.csv else items_from_folder(args.folder, patient_re=None)
     print(json.dumps(evaluate(learn, df, tta=args.tta)))
     return 0
 

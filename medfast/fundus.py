@@ -9,7 +9,7 @@ __all__ = ['fundus_mask', 'crop_fundus', 'circle_mask', 'ben_graham', 'CropFundu
            'fundus_preprocess']
 
 # %% ../nbs/02a_fundus.ipynb #f200d384
-import numpy as np
+import numpy as np, torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 from fasttransform import Transform
@@ -78,7 +78,6 @@ def _apply(f, x):
     if isinstance(x, Image.Image): return PILImage.create(f(np.asarray(x)))
     t = x.permute(1, 2, 0).numpy()                                         # a (C,H,W) tensor
     a = f(np.ascontiguousarray(t[..., 0] if t.shape[-1] == 1 else t))
-    import torch
     a = torch.from_numpy(np.ascontiguousarray(a))
     return type(x)(a[None] if a.ndim == 2 else a.permute(2, 0, 1))
 

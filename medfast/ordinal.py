@@ -15,7 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .core import InvalidArgumentError
-from .metrics import kappa_quadratic, expected_grade, apply_thresholds
+from .metrics import kappa_quadratic, apply_thresholds
 
 # %% ../nbs/05a_ordinal.ipynb #a5a22b2b
 class CumulativeLogits(nn.Module):

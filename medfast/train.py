@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, listify
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
 from fastai.callback.schedule import *   # patches fit_one_cycle, lr_find, fine_tune onto Learner
@@ -278,7 +278,7 @@ def train_classifier(df:pd.DataFrame, # Item table with `is_valid` (see `split_t
     learn = medfast_learner(dls, arch, pretrained=pretrained, weights=weights, objective=objective, label_smoothing=label_smoothing, mixup=mixup,
                             class_weight=class_weight, precision=precision)
     learn.recipe.update(size=size, epochs=epochs, lr=lr, sampling=sampling, seed=seed, channels=channels, tta=tta,
-                        pre=[repr(f) for f in (pre or [])] if isinstance(pre, (list, tuple)) else None if pre is None else [repr(pre)])
+                        pre=None if pre is None else [repr(f) for f in listify(pre)])
     if learn.recipe['pretrained']: fine_tune(learn, epochs, lr or 2e-3)
     else: fit(learn, epochs, lr)
     if thresholds or (thresholds is None and objective == 'ordinal'): fit_decision(learn, tta=tta)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np, pandas as pd, torch
 from PIL import Image
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, listify
 from fastprogress.fastprogress import progress_bar
 from fasttransform import Transform
 from fastai.data.block import TransformBlock
@@ -108,7 +108,7 @@ def read_image(item, # Path (DICOM/PNG/JPEG/...) or `NpzItem`
     if a.ndim == 3 and a.shape[-1] == 4: a = a[...,:3]
     if a.ndim not in (2,3) or (a.ndim == 3 and a.shape[-1] != 3): raise ImageReadError(item, f"not a 2D image (shape {a.shape})")
     if channels == 1 and a.ndim == 3: a = np.asarray(Image.fromarray(a).convert('L'))
-    for f in ([] if pre is None else pre if isinstance(pre, (list, tuple)) else [pre]):
+    for f in listify(pre):
         a = np.asarray(f(a))
         if a.dtype != np.uint8 or a.ndim not in (2,3) or 0 in a.shape: raise ImageReadError(item, f"preprocessing {getattr(f, '__name__', type(f).__name__)} returned {a.dtype} {a.shape}, not a uint8 image")
     if size is not None: a = _resize(np.ascontiguousarray(a), size, method)
