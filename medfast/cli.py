@@ -11,7 +11,7 @@ __all__ = ['find_dicoms', 'parse_voi', 'scan', 'main']
 import argparse, json, os, sys, warnings
 from pathlib import Path
 
-import pandas as pd
+import numpy as np, pandas as pd
 
 # importing fastai makes torch warn that torch.jit.script is deprecated: noise for a command-line user
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
@@ -20,6 +20,7 @@ from .core import MedfastError, DataMissingError, InvalidArgumentError
 from .dicom import decode_report, is_dicom, WINDOWS
 from .sampling import items_from_folder, items_from_csv, items_from_npz, CHEST_XRAY_PATIENT_RE
 from .train import SPLITS, OBJECTIVES, RECIPES, split_table
+from .volume_data import VOLUME_RECIPES
 
 # %% ../nbs/12_cli.ipynb #a6f6d762
 def find_dicoms(folder, # Folder to search
@@ -78,9 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     _data_args(tr, 'class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)', 'MedMNIST-style npz: trains on train_*, validates on val_* (test_* is never read)',
                'CSV of ids and labels (APTOS train.csv), with --images')
     tr.add_argument('--out', default='model.pkl', help='exported learner to write (default model.pkl); the record goes to the same name .json')
-    tr.add_argument('--recipe', choices=tuple(RECIPES), default=None, help="defaults for the options below: 'xray' for --folder, 'fundus' for --npz/--csv")
-    tr.add_argument('--arch', default=None, help='xresnet18, a timm name (resnet18, efficientnet_b0, ...) or tv.<torchvision name>')
-    tr.add_argument('--size', type=int, default=None, help='training image size')
+    tr.add_argument('--recipe', choices=tuple(RECIPES) + tuple(VOLUME_RECIPES), default=None,
+                    help="defaults for the options below: 'xray' for --folder, 'fundus' for 2D --npz/--csv, 'medmnist3d' for 3D --npz (MedMNIST-3D volumes)")
+    tr.add_argument('--arch', default=None, help='xresnet18, a timm name (resnet18, efficientnet_b0, ...), tv.<torchvision name>; 3D: resnet3d_10/18/34/50')
+    tr.add_argument('--size', type=int, default=None, help='training image size (3D: side of the cubic volume)')
     tr.add_argument('--epochs', type=int, default=None)
     tr.add_argument('--bs', type=int, default=None, help='batch size')
     tr.add_argument('--lr', type=float, default=None, help='peak learning rate; 0 runs the learning-rate finder')
@@ -152,14 +154,42 @@ def _pre(name, ben):
     from medfast.fundus import fundus_preprocess
     return None if name in (None, 'none') else fundus_preprocess(ben=None) if name == 'crop' else fundus_preprocess(ben=ben)
 
+def _is_volume(df) -> bool:
+    "Whether the table's npz rows are 3D volumes `(Z,Y,X)` rather than 2D images `(H,W)` / `(H,W,3)`"
+    from medfast.vision import read_npz
+    a = np.asarray(read_npz(df['item'].iloc[0]))
+    return a.ndim == 4 or (a.ndim == 3 and a.shape[-1] not in (3, 4))
+
+def _int_vocab(df): return sorted(set(df.label)) if not pd.api.types.is_integer_dtype(df.label) else list(range(int(df.label.max()) + 1))
+
+def _train_volumes(args, df):
+    from medfast.volume_data import train_volumes
+    from medfast.train import export
+    if args.recipe in RECIPES: raise InvalidArgumentError(f"recipe {args.recipe!r} is for 2D images; this npz holds 3D volumes (use {', '.join(VOLUME_RECIPES)})")
+    r = dict(VOLUME_RECIPES[args.recipe or 'medmnist3d'])
+    r.update({k: v for k,v in dict(arch=args.arch, epochs=args.epochs, bs=args.bs, lr=args.lr, sampling=args.sampling).items() if v is not None})
+    if args.size: r['shape'] = (args.size,)*3
+    if r['sampling'] == 'none': r['sampling'] = None
+    if r['lr'] == 0: r['lr'] = None
+    learn = train_volumes(df, **r, label_smoothing=args.label_smoothing or 0., precision=args.precision, pretrained=args.pretrained,
+                          weights=args.weights, seed=args.seed, tta=args.tta, vocab=_int_vocab(df))
+    return export(learn, args.out, metrics=learn.valid_metrics)
+
+def _trained(args, rec) -> int:
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}", file=sys.stderr)
+    print(json.dumps(dict(model=str(args.out), **rec['valid'])))
+    return 0
+
 def _train(args) -> int:
     from medfast.train import train_classifier, export
     if args.npz:
         df = items_from_npz(args.npz, ('train', 'val'))
         df = split_table(df, args.valid or 'folder', args.valid_pct, args.valid_folder, args.seed)
+        if _is_volume(df): return _trained(args, _train_volumes(args, df))
     else:
         df = _csv_table(args) if args.csv else items_from_folder(args.folder, patient_re=None if args.no_patient else args.patient_re)
         df = split_table(df, args.valid or 'patient', args.valid_pct, args.valid_folder, args.seed)
+    if args.recipe in VOLUME_RECIPES: raise InvalidArgumentError(f"recipe {args.recipe!r} is for 3D volumes in an npz file; use {', '.join(RECIPES)} for images")
     r = dict(RECIPES[args.recipe or ('xray' if args.folder else 'fundus')])
     given = dict(arch=args.arch, size=args.size, epochs=args.epochs, bs=args.bs, lr=args.lr, channels=args.channels, objective=args.objective,
                  sampling=args.sampling, label_smoothing=args.label_smoothing, pre=args.pre)
@@ -167,13 +197,10 @@ def _train(args) -> int:
     if r['sampling'] == 'none': r['sampling'] = None
     if r['lr'] == 0: r['lr'] = None
     r['pre'] = _pre(r['pre'], args.ben)
-    if args.npz or args.csv: r.setdefault('vocab', sorted(set(df.label)) if not pd.api.types.is_integer_dtype(df.label) else list(range(int(df.label.max()) + 1)))
+    if args.npz or args.csv: r.setdefault('vocab', _int_vocab(df))
     learn = train_classifier(df, **r, thresholds=True if args.kappa_thresholds else None, mixup=args.mixup, precision=args.precision, pretrained=args.pretrained, weights=args.weights, seed=args.seed,
                              on_error='skip' if args.skip_bad else 'raise', tta=args.tta)
-    rec = export(learn, args.out, metrics=learn.valid_metrics)
-    print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}", file=sys.stderr)
-    print(json.dumps(dict(model=str(args.out), **rec['valid'])))
-    return 0
+    return _trained(args, export(learn, args.out, metrics=learn.valid_metrics))
 
 def _evaluate(args) -> int:
     from fastai.learner import load_learner

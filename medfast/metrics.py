@@ -6,12 +6,13 @@ Docs: https://medfast.github.io/medfast/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['sensitivity', 'specificity', 'auroc', 'kappa_quadratic', 'expected_grade', 'apply_thresholds', 'predict_labels',
-           'classification_metrics', 'binary_metrics', 'multiclass_metrics']
+           'classification_metrics', 'logit_probs', 'binary_metrics', 'multiclass_metrics']
 
 # %% ../nbs/05_metrics.ipynb #d479246e
 from functools import partial
 
 import numpy as np, torch
+from scipy.special import expit
 from sklearn import metrics as skm
 from fastai.metrics import AccumMetric, ActivationType
 
@@ -87,7 +88,16 @@ def classification_metrics(probs, # (n, classes) probabilities
     return out
 
 # %% ../nbs/05_metrics.ipynb #e8b2b2e2
-def _metric(f, name, probs=False, **kw):
+def logit_probs(x) -> np.ndarray:
+    "Class probabilities `(n, 2)` from a binary model's single raw logit per item, `(n,)` or `(n, 1)`: the one sigmoid, applied here"
+    z = np.asarray(x, np.float64).reshape(len(x), -1)[:, 0]
+    p = expit(z); return np.stack([1 - p, p], 1)
+
+def _on_logit(t, x, f=None, probs=False, **kw):
+    p = logit_probs(x); return f(t, p if probs else p.argmax(1), **kw)
+
+def _metric(f, name, probs=False, logit=False, **kw):
+    if logit: return AccumMetric(partial(_on_logit, f=f, probs=probs, **kw), activation=ActivationType.No, to_np=True, invert_arg=True, flatten=False, name=name)
     return AccumMetric(partial(f, **kw), dim_argmax=-1, activation=ActivationType.Softmax if probs else ActivationType.No,
                        to_np=True, invert_arg=True, flatten=not probs, name=name)
 
@@ -95,11 +105,13 @@ def _acc(t, p): return float((np.asarray(t) == np.asarray(p)).mean())
 def _f1(t, p, pos=1, average='binary'): return float(skm.f1_score(t, p, pos_label=pos, average=average, zero_division=0))
 def _bacc(t, p): return float(skm.balanced_accuracy_score(t, p))
 
-def binary_metrics(pos:int=1 # Positive class index
+def binary_metrics(pos:int=1, # Positive class index
+                   logit:bool=False, # The model gives one raw logit per item (BCE-with-logits) instead of one per class
                   ) -> list:
     "accuracy, auroc, f1, sensitivity, specificity, balanced accuracy as fastai metrics"
-    return [_metric(_acc, 'accuracy'), _metric(auroc, 'auroc', probs=True, pos=pos), _metric(_f1, 'f1', pos=pos),
-            _metric(sensitivity, 'sensitivity', pos=pos), _metric(specificity, 'specificity', pos=pos), _metric(_bacc, 'balanced_accuracy')]
+    kw = dict(logit=logit)
+    return [_metric(_acc, 'accuracy', **kw), _metric(auroc, 'auroc', probs=True, pos=pos, **kw), _metric(_f1, 'f1', pos=pos, **kw),
+            _metric(sensitivity, 'sensitivity', pos=pos, **kw), _metric(specificity, 'specificity', pos=pos, **kw), _metric(_bacc, 'balanced_accuracy', **kw)]
 
 def multiclass_metrics(kappa:bool=True # Add quadratic weighted kappa (ordinal grades)
                       ) -> list:
