@@ -41,6 +41,13 @@ def check_submission(ids, # Ids of the submission, in its order
         if extra: problems.append(f"{len(extra)} id(s) not in the sample submission: {_ids_text(extra)}")
     if problems: raise SubmissionError("submission rejected: " + '; '.join(problems))
 
+def _read_sample(sample, fname, id_col:str) -> pd.DataFrame:
+    "The sample submission as a table (ids as text), refusing to be `fname` itself"
+    if isinstance(sample, pd.DataFrame): return sample
+    if Path(sample).resolve() == Path(fname).resolve(): raise SubmissionError(f"{fname}: refusing to write over the sample submission")
+    if not Path(sample).is_file(): raise DataMissingError(f"{sample}: no such sample submission")
+    return pd.read_csv(sample, dtype={id_col: str})
+
 def write_submission(ids, # One id per prediction
                      values, # One prediction per id (a grade, a probability, a PredictionString)
                      fname='submission.csv', # Where to write
@@ -53,10 +60,7 @@ def write_submission(ids, # One id per prediction
     if len(ids) != len(values): raise SubmissionError(f"{len(ids)} ids but {len(values)} predictions")
     sub = pd.DataFrame({id_col: pd.Series(ids, dtype=str), target_col: values})
     if sample is not None:
-        if not isinstance(sample, pd.DataFrame):
-            if Path(sample).resolve() == Path(fname).resolve(): raise SubmissionError(f"{fname}: refusing to write over the sample submission")
-            if not Path(sample).is_file(): raise DataMissingError(f"{sample}: no such sample submission")
-            sample = pd.read_csv(sample, dtype={id_col: str})
+        sample = _read_sample(sample, fname, id_col)
         if id_col not in sample: raise SubmissionError(f"the sample submission has no {id_col!r} column (it has {', '.join(map(str, sample.columns))})")
         check_submission(sub[id_col], sample[id_col].astype(str))
         sub = sub.set_index(id_col).loc[sample[id_col].astype(str)].reset_index()
@@ -129,11 +133,9 @@ def write_brats_submission(ids, # Case ids (numbers or strings; padded to five d
     if len(probs) and (np.isnan(probs).any() or probs.min() < 0 or probs.max() > 1): raise SubmissionError("MGMT_value must be a probability in [0, 1] (apply the sigmoid once, to the logit)")
     exc = [brats_id(i) for i in excluded]
     if (both := sorted(set(exc) & set(ids))): raise SubmissionError(f"case(s) both predicted and excluded: {_ids_text(both)}")
-    if sample is not None and not isinstance(sample, pd.DataFrame):
-        if Path(sample).resolve() == Path(fname).resolve(): raise SubmissionError(f"{fname}: refusing to write over the sample submission")
-        if not Path(sample).is_file(): raise DataMissingError(f"{sample}: no such sample submission")
-        sample = pd.read_csv(sample, dtype={'BraTS21ID': str})
-    if sample is not None: sample = sample.assign(BraTS21ID=sample['BraTS21ID'].map(brats_id))
+    if sample is not None:
+        sample = _read_sample(sample, fname, 'BraTS21ID')
+        if 'BraTS21ID' in sample: sample = sample.assign(BraTS21ID=sample['BraTS21ID'].map(brats_id))
     sub = write_submission(ids + exc, list(probs) + [fill]*len(exc), fname, sample, id_col='BraTS21ID', target_col='MGMT_value')
     sub.attrs['excluded'] = exc
     return sub

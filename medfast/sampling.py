@@ -7,7 +7,7 @@ Docs: https://medfast.github.io/medfast/sampling.html.md"""
 # %% auto #0
 __all__ = ['CHEST_XRAY_PATIENT_RE', 'PatientFromName', 'items_from_folder', 'items_from_df', 'items_from_csv', 'items_from_npz',
            'split_by_patient', 'split_stratified', 'split_by_folder', 'oversample', 'balanced_weights', 'class_weights',
-           'image_dls']
+           'table_dataloaders', 'image_dls']
 
 # %% ../nbs/03_sampling.ipynb #c1468b15
 import re, warnings
@@ -194,6 +194,14 @@ def class_weights(labels, # Training labels, one per item
     return torch.tensor([(n/(k*c[v]))**power for v in vocab], dtype=torch.float32)
 
 # %% ../nbs/03_sampling.ipynb #a090447f
+def table_dataloaders(dblock:DataBlock, df:pd.DataFrame, # An item table with `is_valid`
+                      bs:int=64, sampling:str|None=None, # None, 'oversample' (already applied to `df`) or 'weighted'
+                      seed:int|None=42, num_workers:int=0):
+    "`dblock`'s DataLoaders of `df`: batch size clamped to the training rows (a small table still makes one batch), balanced weights for 'weighted'"
+    kw = dict(bs=max(1, min(bs, int((~df.is_valid).sum()))), num_workers=num_workers)
+    if seed is not None: torch.manual_seed(seed)
+    return dblock.weighted_dataloaders(df, wgts=balanced_weights(df), **kw) if sampling == 'weighted' else dblock.dataloaders(df, **kw)
+
 def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
               size:int=128, # Training size
               item_size:int|None=None, # Presize (default: `size` x 1.15, a multiple of 8)
@@ -230,9 +238,7 @@ def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
     batch_tfms = (medical_aug(size, **aug) if isinstance(aug, dict) else medical_aug(size)) if aug else []
     dblock = DataBlock(blocks=(blk, RegressionBlock if regression else CategoryBlock(vocab=vocab)), get_x=ColReader('item'), get_y=ColReader('label'),
                        splitter=ColSplitter('is_valid'), batch_tfms=batch_tfms)
-    kw = dict(bs=max(1, min(bs, int((~df.is_valid).sum()))), num_workers=num_workers)   # a small table still makes one batch
-    if seed is not None: torch.manual_seed(seed)
-    dls = dblock.weighted_dataloaders(df, wgts=balanced_weights(df), **kw) if sampling == 'weighted' else dblock.dataloaders(df, **kw)
+    dls = table_dataloaders(dblock, df, bs, sampling, seed, num_workers)
     if normalize is not False: add_normalize(dls, None if normalize is True else normalize)
     dls.table = df
     return dls

@@ -109,7 +109,7 @@ def _pick_series(t:pd.DataFrame, folder, series) -> pd.DataFrame:
         if len(hit): return hit
     raise SeriesReadError(folder, f"no series {s!r} (it has {', '.join(t.series.unique())})")
 
-# %% ../nbs/08_volume.ipynb #7d88060a
+# %% ../nbs/08_volume.ipynb #e9820ae4
 class VolumeArray(np.ndarray):
     "float32 voxels `(Z,Y,X)` or `(T,Z,Y,X)` carrying `spacing` (mm, z-y-x), `origin` (patient LPS mm of voxel 0), `direction` (rows: LPS unit vectors of the z, y, x axes), `files` and `order`"
     _attrs = (('spacing', (1., 1., 1.)), ('origin', (0., 0., 0.)), ('direction', None), ('files', ()), ('order', ''), ('path', None))
@@ -129,6 +129,9 @@ class VolumeArray(np.ndarray):
     def __setstate__(self, st):
         super().__setstate__(st[0])
         for k,v in st[1].items(): setattr(self, k, v)
+    def like(self, arr, **changes) -> 'VolumeArray':
+        "`arr` with this volume's geometry and provenance, except `changes` (e.g. a new `spacing`)"
+        return VolumeArray(arr, **{**{k: getattr(self, k) for k,_ in self._attrs}, **changes})
     @property
     def affine(self) -> np.ndarray:
         "4x4 matrix from voxel index (z, y, x, 1) to patient LPS millimetres"
@@ -264,7 +267,7 @@ def show_volume(v, # Volume `(Z,Y,X)`, `(C,Z,Y,X)` (first channel) or `(T,Z,Y,X)
     if title: axs[0].figure.suptitle(title, fontsize=9)
     return axs
 
-# %% ../nbs/08_volume.ipynb #4d717851
+# %% ../nbs/08_volume.ipynb #1ced4858
 def reorient(v:VolumeArray, # `(Z,Y,X)` or `(T,Z,Y,X)` volume from `load_series`
             ) -> VolumeArray:
     "Permute and flip the axes of `v` to the axial LPS view: x towards the patient's left, y towards posterior, z towards superior"
@@ -278,9 +281,8 @@ def reorient(v:VolumeArray, # `(Z,Y,X)` or `(T,Z,Y,X)` volume from `load_series`
     for i,c in enumerate((2, 1, 0)):
         if Dn[i, c] < 0:                                                  # runs the wrong way: flip, and move the origin to the other end
             a = np.flip(a, lead + i); org = org + Dn[i]*sp[i]*(a.shape[lead + i] - 1); Dn[i] = -Dn[i]
-    files = v.files if perm[0] == 0 and D[0, comp[0]] > 0 else ()
-    return VolumeArray(np.ascontiguousarray(a), spacing=tuple(map(float, sp)), origin=tuple(map(float, org)), direction=Dn,
-                       files=files, order=v.order, path=v.path)
+    return v.like(np.ascontiguousarray(a), spacing=tuple(map(float, sp)), origin=tuple(map(float, org)), direction=Dn,
+                  files=v.files if perm[0] == 0 and D[0, comp[0]] > 0 else ())
 
 # %% ../nbs/08_volume.ipynb #243711d7
 NORMALIZE = ('minmax', 'percentile', 'zscore')
@@ -304,7 +306,7 @@ def normalize_volume(v, # Volume `(Z,Y,X)` (or any shape)
     if hi <= lo: return np.zeros_like(a)
     return ((np.clip(a, lo, hi) - lo)/(hi - lo)).astype(np.float32)
 
-# %% ../nbs/08_volume.ipynb #2c6be1c5
+# %% ../nbs/08_volume.ipynb #eb3b04bd
 def foreground_box(v, # Volume `(Z,Y,X)` or `(C,Z,Y,X)` (channels are merged)
                    threshold:float=0.1, # A voxel is foreground above min + threshold x (max - min) of the volume
                    margin:int=2, # Voxels kept around the foreground on every side
@@ -328,11 +330,10 @@ def crop_background(v, threshold:float=0.1, margin:int=2):
     box = foreground_box(v, threshold, margin)
     out = v[(Ellipsis,) + box]
     if isinstance(v, VolumeArray):
-        out = VolumeArray(np.ascontiguousarray(out), **{k: getattr(v, k) for k,_ in VolumeArray._attrs})
-        out.origin = tuple(float(o) for o in np.asarray(v.origin) + np.asarray(v.direction).T @ (np.array([b.start for b in box])*np.asarray(v.spacing)))
+        out = v.like(np.ascontiguousarray(out), origin=tuple(float(o) for o in np.asarray(v.origin) + np.asarray(v.direction).T @ (np.array([b.start for b in box])*np.asarray(v.spacing))))
     return out
 
-# %% ../nbs/08_volume.ipynb #222795db
+# %% ../nbs/08_volume.ipynb #a82d8428
 def resize_volume(v, # Volume `(Z,Y,X)` or `(C,Z,Y,X)`
                   shape:tuple, # Output `(Z,Y,X)`
                   keep_aspect:bool=False, # Scale all axes by one factor (physical size, from `spacing`) and pad the rest
@@ -358,7 +359,7 @@ def resize_volume(v, # Volume `(Z,Y,X)` or `(C,Z,Y,X)`
     out = r.reshape(*a.shape[:-3], *shape).numpy()
     if isinstance(v, VolumeArray):
         new_sp = tuple(float(x) for x in sp*np.array(src)/np.array(inner))
-        out = VolumeArray(out, **{**{k: getattr(v, k) for k,_ in VolumeArray._attrs}, 'spacing': new_sp})
+        out = v.like(out, spacing=new_sp)
     return out
 
 # %% ../nbs/08_volume.ipynb #44ce1735
@@ -381,7 +382,7 @@ def stack_sequences(vols:dict, # {sequence name: volume or None} (all the same s
     fill = np.mean(list(have.values()), 0) if missing == 'mean' else np.zeros(shape, np.float32)
     return np.stack([have.get(n, fill) for n in names]).astype(np.float32)
 
-# %% ../nbs/08_volume.ipynb #e8f1f643
+# %% ../nbs/08_volume.ipynb #e2d4083c
 CACHE_VERSION = 1
 
 def _source_files(src) -> list:
@@ -408,16 +409,21 @@ class VolumePrep:
     sequences:tuple|None=None # Sub-folders of a case folder stacked as channels (e.g. ('FLAIR','T1w','T1wCE','T2w'))
     missing:str='zeros' # Policy for a missing sequence (see `stack_sequences`)
     def one(self, src) -> np.ndarray:
-        "One grey volume `(Z,Y,X)` through time selection, crop, normalization and resize"
+        "One grey volume `(Z,Y,X)` through orientation, time selection, crop, normalization and resize"
         if isinstance(src, NpzItem): v = np.asarray(read_npz(src), np.float32)
         elif Path(src).is_file() and Path(src).suffix == '.npy': v = np.load(src).astype(np.float32)
         else:
             v = load_series(src)
             if self.orient and v.order.startswith('geometry'): v = reorient(v)
-        if v.ndim == 4: v = v.mean(0) if self.time == 'mean' else v[int(self.time)]
+        if v.ndim == 4:
+            if self.time != 'mean' and not (isinstance(self.time, (int, np.integer)) and -len(v) <= self.time < len(v)):
+                raise InvalidArgumentError(f"{src}: time must be 'mean' or a time point index below {len(v)}, not {self.time!r}")
+            v = v.mean(0) if self.time == 'mean' else v[int(self.time)]
         if v.ndim != 3: raise SeriesReadError(str(src), f"expected a 3D volume, got shape {v.shape}")
         if self.crop: v = crop_background(v, self.threshold, self.margin)
-        if self.normalize: v = VolumeArray(normalize_volume(v, self.normalize, self.pct), **{k: getattr(v, k) for k,_ in VolumeArray._attrs}) if isinstance(v, VolumeArray) else normalize_volume(v, self.normalize, self.pct)
+        if self.normalize:
+            a = normalize_volume(v, self.normalize, self.pct)
+            v = v.like(a) if isinstance(v, VolumeArray) else a                 # keep the spacing for `keep_aspect`
         if self.shape is not None: v = resize_volume(v, self.shape, self.keep_aspect)
         return np.asarray(v, np.float32)
     def __call__(self, src) -> np.ndarray:

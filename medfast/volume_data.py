@@ -9,9 +9,8 @@ __all__ = ['VOLUME_RECIPES', 'TensorVolume', 'LoadVolume', 'VolumeBlock', 'RandF
            'RandIntensity3D', 'volume_aug', 'volume_dls', 'show_batch', 'BinaryLogitLoss', 'volume_learner',
            'train_volumes']
 
-# %% ../nbs/09_volume_data.ipynb #19384d68
-import math, warnings
-from functools import partial
+# %% ../nbs/09_volume_data.ipynb #b22ad116
+import math
 
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
@@ -24,13 +23,12 @@ from fastai.data.transforms import ColReader, ColSplitter
 from fastai.vision.augment import RandTransform
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
-import fastai.callback.data   # DataBlock.weighted_dataloaders
 
 from .core import InvalidArgumentError, seed_everything
 from .volume import VolumePrep, VolumeCache, show_volume
-from .models import create_model, model_splitter
+from .models import create_model, model_splitter, RESNET3D, _resnet3d_depth
 from .metrics import binary_metrics, multiclass_metrics, classification_metrics
-from .sampling import oversample, balanced_weights, items_from_npz
+from .sampling import oversample, table_dataloaders
 from .train import precision_callbacks, PlainTrainTensors, adamw, Autocast, fit, fine_tune, predict_table
 
 # %% ../nbs/09_volume_data.ipynb #5f0ed3b1
@@ -128,7 +126,7 @@ def volume_aug(flip=(0, 1, 2), # Axes to flip (None: no flips)
     if contrast or brightness: tfms.append(RandIntensity3D(contrast, brightness))
     return tfms
 
-# %% ../nbs/09_volume_data.ipynb #15289883
+# %% ../nbs/09_volume_data.ipynb #57a10d18
 def volume_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
                prep:VolumePrep|None=None, # Preprocessing (default `VolumePrep()`)
                cache=None, # Cache folder / `VolumeCache`; None: in memory
@@ -146,9 +144,7 @@ def volume_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
     tfms = (aug if isinstance(aug, list) else volume_aug(**aug) if isinstance(aug, dict) else volume_aug()) if aug else []
     dblock = DataBlock(blocks=(VolumeBlock(prep, cache), CategoryBlock(vocab=vocab)), get_x=ColReader('item'), get_y=ColReader('label'),
                        splitter=ColSplitter('is_valid'), batch_tfms=tfms)
-    kw = dict(bs=max(1, min(bs, int((~df.is_valid).sum()))), num_workers=num_workers)
-    if seed is not None: torch.manual_seed(seed)
-    dls = dblock.weighted_dataloaders(df, wgts=balanced_weights(df), **kw) if sampling == 'weighted' else dblock.dataloaders(df, **kw)
+    dls = table_dataloaders(dblock, df, bs, sampling, seed, num_workers)
     dls.table = df
     return dls
 
@@ -163,7 +159,7 @@ def show_batch(x:TensorVolume, y, samples, ctxs=None, max_n=4, figsize=None, **k
         axs[i][0].set_title(f"{s[1] if len(s) > 1 else ''}  |  {axs[i][0].get_title()}", fontsize=8)
     return axs
 
-# %% ../nbs/09_volume_data.ipynb #5729d528
+# %% ../nbs/09_volume_data.ipynb #df7b5f91
 class BinaryLogitLoss:
     "BCE-with-logits on one raw logit per item against 0/1 class targets; `activation` gives `(n, 2)` probabilities (the one sigmoid), `decodes` the class"
     def __init__(self, pos_weight:float|None=None, # Weight of the positive class (e.g. n_neg/n_pos)
@@ -190,6 +186,7 @@ def volume_learner(dls, # `DataLoaders` from `volume_dls`
     loss = loss or ('bce' if dls.c == 2 else 'ce')
     if loss not in ('bce', 'ce'): raise InvalidArgumentError(f"loss must be 'bce' or 'ce', not {loss!r}")
     if loss == 'bce' and dls.c != 2: raise InvalidArgumentError(f"loss 'bce' is for two classes; this task has {dls.c}")
+    if _resnet3d_depth(arch) is None: raise InvalidArgumentError(f"volume_learner needs a 3D architecture ({', '.join(f'resnet3d_{d}' for d in RESNET3D)}), not {arch!r}")
     n_in = dls.one_batch()[0].shape[1]
     model = create_model(arch, 1 if loss == 'bce' else dls.c, n_in=n_in, pretrained=pretrained, weights=weights, drop_rate=drop_rate)
     lf = (BinaryLogitLoss(pos_weight, label_smoothing) if loss == 'bce' else
