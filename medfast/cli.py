@@ -21,6 +21,7 @@ from .dicom import decode_report, is_dicom, WINDOWS
 from .sampling import items_from_folder, items_from_csv, items_from_npz, CHEST_XRAY_PATIENT_RE
 from .train import SPLITS, OBJECTIVES, RECIPES, split_table
 from .volume_data import VOLUME_RECIPES
+from .detector import DETECTION_RECIPES
 
 # %% ../nbs/12_cli.ipynb #a6f6d762
 def find_dicoms(folder, # Folder to search
@@ -75,13 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument('--force', action='store_true', help='also read data sets without the DICM marker')
     sc.add_argument('--workers', type=int, default=None, help='worker processes (default: one per core for many files)')
     sc.add_argument('--csv', default=None, help='also write the table to this CSV file')
-    tr = sub.add_parser('train', help='train a classifier and export it (plus a JSON record beside it)')
+    tr = sub.add_parser('train', help='train a classifier or a box detector and export it (plus a JSON record beside it)')
     _data_args(tr, 'class-folder tree (e.g. train/{NORMAL,PNEUMONIA}/*.jpeg)', 'MedMNIST-style npz: trains on train_*, validates on val_* (test_* is never read)',
-               'CSV of ids and labels (APTOS train.csv), with --images')
+               'CSV of ids and labels (APTOS train.csv), with --images', 'COCO detection file: trains a box detector (images next to it, or --images)')
     tr.add_argument('--out', default='model.pkl', help='exported learner to write (default model.pkl); the record goes to the same name .json')
-    tr.add_argument('--recipe', choices=tuple(RECIPES) + tuple(VOLUME_RECIPES), default=None,
-                    help="defaults for the options below: 'xray' for --folder, 'fundus' for 2D --npz/--csv, 'medmnist3d' for 3D --npz (MedMNIST-3D volumes)")
-    tr.add_argument('--arch', default=None, help='xresnet18, a timm name (resnet18, efficientnet_b0, ...), tv.<torchvision name>; 3D: resnet3d_10/18/34/50')
+    tr.add_argument('--recipe', choices=tuple(RECIPES) + tuple(VOLUME_RECIPES) + tuple(DETECTION_RECIPES), default=None,
+                    help="defaults for the options below: 'xray' for --folder, 'fundus' for 2D --npz/--csv, 'medmnist3d' for 3D --npz (MedMNIST-3D volumes), 'lungs' for --coco")
+    tr.add_argument('--arch', default=None, help='xresnet18, a timm name (resnet18, efficientnet_b0, ...), tv.<torchvision name>; 3D: resnet3d_10/18/34/50; --coco: fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet18_fpn, retinanet_resnet18_fpn, ...')
     tr.add_argument('--size', type=int, default=None, help='training image size (3D: side of the cubic volume)')
     tr.add_argument('--epochs', type=int, default=None)
     tr.add_argument('--bs', type=int, default=None, help='batch size')
@@ -108,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser('evaluate', help='metrics of an exported model on labelled data, as JSON on the last line')
     ev.add_argument('model', help='exported learner (.pkl) written by medfast train')
     _data_args(ev, 'class-folder tree with the same class names', 'MedMNIST-style npz: its test_* arrays, or val_* when it has no test split',
-               'CSV of ids and labels, with --images')
+               'CSV of ids and labels, with --images', 'COCO file of boxes, for a detector: prints map50 (VOC 2010, IoU 0.5) and map (COCO mAP@[.5:.95])')
     ev.add_argument('--tta', action='store_true', help='test-time augmentation')
     pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission')
     pr.add_argument('model', help='exported learner (.pkl) written by medfast train')
@@ -130,15 +131,16 @@ def _scan(args) -> int:
     return 0 if n_ok == len(rep) else 1
 
 def _table_args(p):
-    p.add_argument('--images', help='with --csv: folder of the images (APTOS train_images)')
+    p.add_argument('--images', help='with --csv: folder of the images (APTOS train_images); with --coco: folder of the images (default: next to the file or its images/)')
     p.add_argument('--id-col', default='id_code', help='with --csv: id column (default id_code)')
     p.add_argument('--label-col', default='diagnosis', help='with --csv: label column (default diagnosis)')
     p.add_argument('--pattern', default='{}.png', help="with --csv: file name from the id (default '{}.png')")
 
-def _data_args(p, folder_help, npz_help, csv_help):
-    "One of --folder, --npz, --csv (with its table options)"
+def _data_args(p, folder_help, npz_help, csv_help, coco_help):
+    "One of --folder, --npz, --csv (with its table options), --coco"
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument('--folder', help=folder_help); g.add_argument('--npz', help=npz_help); g.add_argument('--csv', help=csv_help)
+    g.add_argument('--coco', help=coco_help)
     _table_args(p)
 
 def _csv_table(args, labelled=True):
@@ -175,6 +177,30 @@ def _train_volumes(args, df):
                           weights=args.weights, seed=args.seed, tta=args.tta, vocab=_int_vocab(df))
     return export(learn, args.out, metrics=learn.valid_metrics)
 
+def _coco_table(args):
+    from medfast.detection import read_coco
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        df = read_coco(args.coco, images=args.images)
+    for w in ws: print(f"medfast: {w.message}", file=sys.stderr)
+    return df
+
+def _train_detector(args):
+    from medfast.detector import train_detector, export_detector
+    if args.recipe is not None and args.recipe not in DETECTION_RECIPES: raise InvalidArgumentError(f"recipe {args.recipe!r} is for classifiers; --coco trains a detector (use {', '.join(DETECTION_RECIPES)})")
+    df = _coco_table(args)
+    if 'patient' not in df:
+        print("medfast: the COCO file names no patient: each image is its own patient in the validation split", file=sys.stderr)
+        df['patient'] = df['item'].map(lambda p: Path(p).name)
+    if (args.valid or 'patient') != 'patient': raise InvalidArgumentError("--coco splits by patient only (--valid patient)")
+    df = split_table(df, 'patient', args.valid_pct, seed=args.seed)
+    r = {k: v for k,v in dict(arch=args.arch, size=args.size, epochs=args.epochs, bs=args.bs, lr=args.lr).items() if v is not None}
+    if args.size: r['item_size'] = int(round(args.size*7/6/8)*8)          # presize about 1/6 larger, as the recipe (192 -> 224)
+    learn = train_detector(df, recipe=args.recipe or 'lungs', seed=args.seed, precision=args.precision, pretrained=args.pretrained, weights=args.weights, **r)
+    return export_detector(learn, args.out)
+
+def _is_detector(learn) -> bool: return (getattr(learn, 'recipe', None) or {}).get('task') == 'detection'
+
 def _trained(args, rec) -> int:
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}", file=sys.stderr)
     print(json.dumps(dict(model=str(args.out), **rec['valid'])))
@@ -182,6 +208,7 @@ def _trained(args, rec) -> int:
 
 def _train(args) -> int:
     from medfast.train import train_classifier, export
+    if args.coco: return _trained(args, _train_detector(args))
     if args.npz:
         df = items_from_npz(args.npz, ('train', 'val'))
         df = split_table(df, args.valid or 'folder', args.valid_pct, args.valid_folder, args.seed)
@@ -207,6 +234,12 @@ def _evaluate(args) -> int:
     from medfast.train import evaluate
     if not Path(args.model).is_file(): raise DataMissingError(f"{args.model}: no such model file")
     learn = load_learner(args.model)
+    if _is_detector(learn) != bool(args.coco):
+        raise InvalidArgumentError(f"{args.model} is a box detector: evaluate it with --coco" if args.coco is None else f"{args.model} is a classifier: --coco needs a detector trained with medfast train --coco")
+    if args.coco:
+        from medfast.detector import evaluate_detector
+        print(json.dumps(dict(model=str(args.model), **evaluate_detector(learn, _coco_table(args)))))
+        return 0
     df = _npz_eval_table(args.npz) if args.npz else _csv_table(args) if args.csv else items_from_folder(args.folder, patient_re=None)
     print(json.dumps(evaluate(learn, df, tta=args.tta)))
     return 0

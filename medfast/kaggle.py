@@ -6,7 +6,8 @@ Docs: https://medfast.github.io/medfast/kaggle.html.md"""
 
 # %% auto #0
 __all__ = ['BRATS_EXCLUDED', 'BRATS_SEQUENCES', 'SubmissionError', 'check_submission', 'write_submission',
-           'submission_from_learner', 'brats_id', 'brats_cases', 'write_brats_submission']
+           'submission_from_learner', 'brats_id', 'brats_cases', 'write_brats_submission', 'siim_image_string',
+           'siim_study_string', 'write_siim_submission']
 
 # %% ../nbs/11_kaggle.ipynb #87f4d3ae
 import os
@@ -139,3 +140,53 @@ def write_brats_submission(ids, # Case ids (numbers or strings; padded to five d
     sub = write_submission(ids + exc, list(probs) + [fill]*len(exc), fname, sample, id_col='BraTS21ID', target_col='MGMT_value')
     sub.attrs['excluded'] = exc
     return sub
+
+# %% ../nbs/11_kaggle.ipynb #f0de4d28
+def _num(v:float, digits:int) -> str:
+    "A number without exponent or trailing zeros"
+    s = f"{float(v):.{digits}f}".rstrip('0').rstrip('.')
+    return '0' if s in ('', '-0') else s
+
+def siim_image_string(boxes=(), # xyxy boxes in the original pixels
+                      scores=(), # One score in [0, 1] per box
+                      none:bool=True, # Add the `none` group with 1 - the highest score
+                      label:str='opacity') -> str:
+    "An image row's PredictionString: `opacity s x1 y1 x2 y2 ... none p 0 0 1 1`"
+    b, s = np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float).reshape(-1)
+    if len(b) != len(s): raise SubmissionError(f"{len(b)} boxes but {len(s)} scores")
+    if len(s) and (~np.isfinite(b).all() or np.isnan(s).any() or s.min() < 0 or s.max() > 1): raise SubmissionError("boxes must be finite and scores in [0, 1]")
+    parts = [' '.join([label, _num(p, 6)] + [_num(v, 2) for v in bb]) for bb, p in zip(b, s)]
+    if none or not parts: parts.append(f"none {_num(1 - (s.max() if len(s) else 0), 6)} 0 0 1 1")
+    return ' '.join(parts)
+
+def siim_study_string(probs:dict) -> str:
+    "A study row's PredictionString: the four classes, each with its probability and the box `0 0 1 1`"
+    from medfast.detection import SIIM_STUDY_LABELS
+    miss = [k for k in SIIM_STUDY_LABELS if k not in probs]
+    if miss: raise SubmissionError(f"study probabilities miss {', '.join(miss)}")
+    p = np.array([float(probs[k]) for k in SIIM_STUDY_LABELS])
+    if np.isnan(p).any() or p.min() < 0 or p.max() > 1: raise SubmissionError(f"study probabilities must lie in [0, 1], not {dict(zip(SIIM_STUDY_LABELS, p.round(4)))}")
+    return ' '.join(f"{k} {_num(v, 6)} 0 0 1 1" for k, v in zip(SIIM_STUDY_LABELS, p))
+
+def write_siim_submission(studies:pd.DataFrame, # `study` and the four probabilities (from `study_probs`)
+                          images:pd.DataFrame, # `image`, `study`, `bboxes` (original pixels), `scores`
+                          fname='submission.csv', # Where to write
+                          sample=None, # Sample submission (path or DataFrame): the id set and row order
+                          none:bool=True, # Add each image's `none` group
+                         ) -> pd.DataFrame:
+    "Write the mixed `_study`/`_image` submission after checking probabilities, boxes and ids; returns the table written"
+    for t, cols, what in ((studies, ('study',), 'studies'), (images, ('image', 'study', 'bboxes', 'scores'), 'images')):
+        miss = [c for c in cols if c not in t]
+        if miss: raise SubmissionError(f"the {what} table needs column(s) {', '.join(miss)}")
+    if sample is None:
+        a, b = set(map(str, images.study)), set(map(str, studies.study))
+        if a - b: raise SubmissionError(f"{len(a - b)} studies of the images have no study row: {_ids_text(sorted(a - b))}")
+        if b - a: raise SubmissionError(f"{len(b - a)} study rows have no image: {_ids_text(sorted(b - a))}")
+    ids, values = [], []
+    for r in studies.itertuples(index=False):
+        ids.append(f"{r.study}_study"); values.append(siim_study_string(r._asdict()))
+    for r in images.itertuples(index=False):
+        try: s = siim_image_string(r.bboxes, r.scores, none)
+        except SubmissionError as e: raise SubmissionError(f"image {r.image}: {e}") from None
+        ids.append(f"{r.image}_image"); values.append(s)
+    return write_submission(ids, values, fname, sample, id_col='id', target_col='PredictionString')
