@@ -121,8 +121,9 @@ def image_size(path) -> tuple[int, int]:
         with Image.open(p) as im: return im.size
     except (OSError, ValueError) as e: raise ImageReadError(p, f"not a readable image ({e})") from None
 
-# %% ../nbs/10_detection.ipynb #ab647eb0
+# %% ../nbs/10_detection.ipynb #7f7c2bd4
 _PATIENT_KEYS = ('patient', 'patientid', 'patient_id', 'PatientID')
+_COLUMNS = ('item', 'image_id', 'width', 'height', 'bboxes', 'labels')
 
 def _find_image(name, roots):
     for r in roots:
@@ -147,6 +148,7 @@ def read_coco(file, # COCO detection JSON
     for im in d['images']:
         meta = {k: v for k, v in im.items() if k not in ('id', 'file_name', 'width', 'height', 'metadata')}
         meta.update(im.get('metadata') or {})
+        meta = {k: v for k, v in meta.items() if k not in _COLUMNS}       # metadata never overwrites the table's own columns
         pk = next((k for k in _PATIENT_KEYS if k in meta), None)
         if pk is not None: meta['patient'] = str(meta.pop(pk))
         ids[im['id']] = len(rows)
