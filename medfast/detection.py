@@ -9,21 +9,22 @@ __all__ = ['BOX_FORMATS', 'SIIM_STUDY_COLUMNS', 'SIIM_STUDY_LABELS', 'Annotation
            'resize_boxes', 'spacing_size', 'pixel_spacing', 'box_area', 'box_iou', 'clip_boxes', 'image_size',
            'read_coco', 'box_categories', 'write_coco', 'read_siim_study', 'parse_siim_boxes', 'parse_siim_label',
            'siim_image_files', 'read_siim_image', 'merge_siim', 'dedupe_studies', 'voc_ap', 'coco_ap', 'detection_ap',
-           'detection_metrics', 'study_priors', 'image_opacity', 'study_probs', 'draw_boxes', 'plot_box_grid',
-           'plot_boxes_per_image']
+           'detection_metrics', 'mean_ap', 'study_priors', 'image_opacity', 'study_probs', 'draw_boxes',
+           'plot_box_grid', 'plot_boxes_per_image']
 
-# %% ../nbs/10_detection.ipynb #923826fa
+# %% ../nbs/10_detection.ipynb #ec0904cf
 import json, os, re, warnings
 from pathlib import Path
 
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from PIL import Image
+from torchvision.ops import box_convert
 
 from .core import InvalidArgumentError, DataMissingError, ImageReadError
 from .dicom import is_dicom, read_header
 from .vision import read_image
 
-# %% ../nbs/10_detection.ipynb #28431624
+# %% ../nbs/10_detection.ipynb #e883e963
 BOX_FORMATS = ('xyxy', 'xywh', 'cxcywh', 'yolo')
 
 class AnnotationError(InvalidArgumentError):
@@ -49,18 +50,11 @@ def convert_boxes(boxes, # Boxes `(N,4)`
     "Boxes from format `src` to `dst` ('xyxy', 'xywh' (COCO), 'cxcywh', 'yolo' (normalized centre))"
     for f in (src, dst):
         if f not in BOX_FORMATS: raise InvalidArgumentError(f"unknown box format {f!r}; use one of {', '.join(BOX_FORMATS)}")
-    b = as_boxes(boxes)
-    if src == dst: return b.copy()
-    if 'yolo' in (src, dst): w,h = _wh(size)
-    if src == 'xywh': b = np.stack([b[:,0], b[:,1], b[:,0] + b[:,2], b[:,1] + b[:,3]], 1)
-    elif src in ('cxcywh', 'yolo'):
-        if src == 'yolo': b = b * [w, h, w, h]
-        b = np.stack([b[:,0] - b[:,2]/2, b[:,1] - b[:,3]/2, b[:,0] + b[:,2]/2, b[:,1] + b[:,3]/2], 1)
-    if dst == 'xywh': return np.stack([b[:,0], b[:,1], b[:,2] - b[:,0], b[:,3] - b[:,1]], 1)
-    if dst in ('cxcywh', 'yolo'):
-        c = np.stack([(b[:,0] + b[:,2])/2, (b[:,1] + b[:,3])/2, b[:,2] - b[:,0], b[:,3] - b[:,1]], 1)
-        return c / [w, h, w, h] if dst == 'yolo' else c
-    return b
+    b = torch.from_numpy(as_boxes(boxes))                               # float64: torchvision's `box_convert` does the pixel formats
+    if 'yolo' in (src, dst): scale = torch.tensor([*_wh(size)]*2, dtype=torch.float64)
+    if src == 'yolo': b, src = b*scale, 'cxcywh'
+    out = box_convert(b, src, 'cxcywh' if dst == 'yolo' else dst)
+    return (out/scale if dst == 'yolo' else out).numpy()
 
 # %% ../nbs/10_detection.ipynb #160ec7cc
 def resize_boxes(boxes, # xyxy boxes in pixels of an image of `from_size`
@@ -181,7 +175,11 @@ def read_coco(file, # COCO detection JSON
     df.attrs['coco'] = dict(images=len(df), boxes=int(df.labels.map(len).sum()) if len(df) else 0, rescaled=rescaled, clipped=clipped, crowd=crowd)
     return df
 
-# %% ../nbs/10_detection.ipynb #f5239661
+# %% ../nbs/10_detection.ipynb #a9e84b4f
+def _need(df, cols, name):
+    miss = [c for c in cols if c not in df]
+    if miss: raise AnnotationError(f"{name}: no column(s) {', '.join(map(repr, miss))} (it has {', '.join(map(str, df.columns))})")
+
 def _atomic_write_text(fname:Path, text:str):
     fname.parent.mkdir(parents=True, exist_ok=True)
     tmp = fname.with_name(fname.name + '.partial')
@@ -202,6 +200,7 @@ def write_coco(df:pd.DataFrame, # Box table (`item`, `width`, `height`, `bboxes`
                info:dict|None=None, # COCO `info` block
               ) -> Path:
     "Write a box table as a COCO detection file (atomically); returns the path"
+    _need(df, ['item', 'width', 'height', 'bboxes', 'labels'], 'box table')
     cats = list(categories) if categories is not None else box_categories(df)
     cid = {c: i + 1 for i, c in enumerate(cats)}
     images, anns = [], []
@@ -217,7 +216,7 @@ def write_coco(df:pd.DataFrame, # Box table (`item`, `width`, `height`, `bboxes`
     fname = Path(fname); _atomic_write_text(fname, json.dumps(out))
     return fname
 
-# %% ../nbs/10_detection.ipynb #b6cc1002
+# %% ../nbs/10_detection.ipynb #d7765b88
 SIIM_STUDY_COLUMNS = {'Negative for Pneumonia': 'negative', 'Typical Appearance': 'typical',
                       'Indeterminate Appearance': 'indeterminate', 'Atypical Appearance': 'atypical'}
 SIIM_STUDY_LABELS = tuple(SIIM_STUDY_COLUMNS.values())
@@ -227,10 +226,6 @@ def _table(t, what) -> tuple[pd.DataFrame, str]:
     p = Path(t)
     if not p.is_file(): raise DataMissingError(f"{p}: no such {what}")
     return pd.read_csv(p, dtype={'id': str, 'StudyInstanceUID': str}), p.name
-
-def _need(df, cols, name):
-    miss = [c for c in cols if c not in df]
-    if miss: raise AnnotationError(f"{name}: no column(s) {', '.join(map(repr, miss))} (it has {', '.join(map(str, df.columns))})")
 
 def _strip(s, suffix): return s[:-len(suffix)] if s.endswith(suffix) else s
 
@@ -338,7 +333,7 @@ def dedupe_studies(df:pd.DataFrame, # Image table with `study`, `image` and `n_b
     kept = df.loc[order[first].sort_values('_pos').index]
     return kept, drop.drop(columns='_pos')
 
-# %% ../nbs/10_detection.ipynb #b2f89056
+# %% ../nbs/10_detection.ipynb #b761f314
 def _as_dets(p):
     "(boxes, scores, labels) from a dict or a tuple"
     if isinstance(p, dict): return as_boxes(p['boxes']), np.asarray(p['scores'], float).reshape(-1), list(p['labels'])
@@ -415,12 +410,22 @@ def detection_metrics(preds, targets, # As for `detection_ap`
                      ) -> dict:
     "`map50` (VOC 2010, IoU 0.5), `map` (COCO mAP@[.5:.95]), `map50_coco`, and AP@0.5 per class"
     ap50 = detection_ap(preds, targets, .5, 'voc', classes)
-    coco = {t: detection_ap(preds, targets, t, 'coco', classes) for t in np.round(np.arange(.5, .96, .05), 2)}
-    mean = lambda d: float(np.mean(list(d.values()))) if d else float('nan')
-    return dict(map50=mean(ap50), map=float(np.mean([mean(d) for d in coco.values()])), map50_coco=mean(coco[.5]),
+    coco = _coco_aps(preds, targets, classes)
+    return dict(map50=_mean_ap(ap50), map=float(np.mean([_mean_ap(d) for d in coco.values()])), map50_coco=_mean_ap(coco[.5]),
                 ap50={str(k): v for k, v in ap50.items()}, n_images=len(targets), n_boxes=int(sum(len(_as_gts(t)[1]) for t in targets)))
 
-# %% ../nbs/10_detection.ipynb #06d21cb9
+def _mean_ap(d:dict) -> float: return float(np.mean(list(d.values()))) if d else float('nan')
+def _coco_aps(preds, targets, classes=None) -> dict: return {t: detection_ap(preds, targets, t, 'coco', classes) for t in np.round(np.arange(.5, .96, .05), 2)}
+
+def mean_ap(preds, targets, # As for `detection_ap`
+            kind:str='map50', # 'map50' (VOC 2010, IoU 0.5) or 'map' (COCO mAP@[.5:.95])
+            classes=None) -> float:
+    "One of `detection_metrics`' two means, computing only what it needs"
+    if kind == 'map50': return _mean_ap(detection_ap(preds, targets, .5, 'voc', classes))
+    if kind == 'map': return float(np.mean([_mean_ap(d) for d in _coco_aps(preds, targets, classes).values()]))
+    raise InvalidArgumentError(f"kind must be 'map50' or 'map', not {kind!r}")
+
+# %% ../nbs/10_detection.ipynb #0afde2d8
 def study_priors(studies:pd.DataFrame, # From `read_siim_study`
                 ) -> dict:
     "How often typical, indeterminate and atypical occur among the positive studies"
@@ -439,6 +444,7 @@ def study_probs(images:pd.DataFrame, # One row per image: `study` and `scores` (
                 positive_probs:pd.DataFrame|None=None, # Optional classifier output: index `study`, columns typical/indeterminate/atypical (summing to 1)
                ) -> pd.DataFrame:
     "Per study: the four probabilities (negative = 1 - highest opacity score) and the most probable `study_label`"
+    _need(images, ['study', 'scores'], 'image table')
     pos = SIIM_STUDY_LABELS[1:]
     priors = priors or {k: 1/3 for k in pos}
     if abs(sum(priors.values()) - 1) > 1e-6: raise InvalidArgumentError(f"priors must sum to 1, not {sum(priors.values())}")

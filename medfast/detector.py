@@ -10,7 +10,7 @@ __all__ = ['DETECTORS', 'DETECTION_RECIPES', 'TensorDetImage', 'ToDetImage', 'Ro
            'DetectionMAP', 'detector_splitter', 'detection_learner', 'predict_boxes', 'evaluate_detector',
            'train_detector', 'export_detector']
 
-# %% ../nbs/10a_detector.ipynb #5554b8d4
+# %% ../nbs/10a_detector.ipynb #2426ef02
 import warnings
 
 import numpy as np, pandas as pd, torch
@@ -25,7 +25,7 @@ from .vision import MedImageBlock, LoadImage, TensorMedImage, medical_aug
 from .sampling import table_dataloaders
 from .models import find_weights, load_weights, _search_dirs, WEIGHTS_ENV
 from .train import adamw, precision_callbacks, fit, fine_tune, find_lr, export
-from .detection import resize_boxes, image_size, box_categories, detection_metrics, draw_boxes
+from .detection import resize_boxes, image_size, box_categories, detection_metrics, mean_ap, draw_boxes
 
 # %% ../nbs/10a_detector.ipynb #6fd36dbc
 class TensorDetImage(TensorMedImage):
@@ -91,7 +91,7 @@ def show_batch(x:TensorDetImage, y, samples, ctxs=None, max_n:int=9, nrows=None,
         draw_boxes(ax, lb.bbox.view(-1, 4)[keep].cpu().numpy(), [lb.lbl[i] for i in keep], categories=cats, fontsize=9)
     return ctxs
 
-# %% ../nbs/10a_detector.ipynb #508600b8
+# %% ../nbs/10a_detector.ipynb #25f63c45
 DETECTORS = ('fasterrcnn_resnet18_fpn', 'fasterrcnn_resnet34_fpn', 'fasterrcnn_resnet50_fpn', 'fasterrcnn_mobilenet_v3_large_fpn',
              'retinanet_resnet18_fpn', 'retinanet_resnet34_fpn', 'retinanet_resnet50_fpn')
 
@@ -101,10 +101,12 @@ class _Features(nn.Module):
     "Holds a MobileNet feature extractor under `features`, the key prefix of torchvision's classifier checkpoints"
     def __init__(self, body): super().__init__(); self.features = body
 
-def _lean_faster_rcnn(m, n_classes:int):
+_LEAN_RPN = dict(rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+                 box_batch_size_per_image=128)
+
+def _lean_box_head(m, n_classes:int):
+    "A 256-unit box head in place of torchvision's 1024-unit one"
     from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
-    m.rpn._pre_nms_top_n = dict(training=600, testing=300); m.rpn._post_nms_top_n = dict(training=300, testing=100)
-    m.roi_heads.fg_bg_sampler.batch_size_per_image = 128
     res = m.roi_heads.box_roi_pool.output_size[0]
     m.roi_heads.box_head = TwoMLPHead(m.backbone.out_channels * res**2, 256)
     m.roi_heads.box_predictor = FastRCNNPredictor(256, n_classes + 1)
@@ -135,7 +137,7 @@ def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETE
                                              f"Put {bname}.pth/.safetensors there (or set {WEIGHTS_ENV}), or use pretrained=False")
     norm = misc_ops.FrozenBatchNorm2d if f is not None else nn.BatchNorm2d
     kw = dict(min_size=size, max_size=size)
-    fkw = dict(box_score_thresh=score_thresh, box_nms_thresh=nms_thresh, box_detections_per_img=detections)
+    fkw = dict(box_score_thresh=score_thresh, box_nms_thresh=nms_thresh, box_detections_per_img=detections) | (_LEAN_RPN if lean else {})
     if arch.startswith('fasterrcnn_mobilenet'):
         bb = _mobilenet_extractor(torchvision.models.mobilenet_v3_large(weights=None, norm_layer=norm), True, 6)   # as torchvision's fasterrcnn_mobilenet_v3_large_fpn
         anchors = AnchorGenerator(((32, 64, 128, 256, 512),)*3, ((0.5, 1.0, 2.0),)*3)
@@ -146,7 +148,7 @@ def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETE
     else:
         bb = resnet_fpn_backbone(backbone_name=bname, weights=None, norm_layer=norm, trainable_layers=5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
         m = RetinaNet(bb, num_classes=n_classes + 1, score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections, **kw)
-    if lean and arch.startswith('fasterrcnn'): _lean_faster_rcnn(m, n_classes)
+    if lean and arch.startswith('fasterrcnn'): _lean_box_head(m, n_classes)
     m.load_report = None
     if f is not None:
         body = m.backbone.body
@@ -159,7 +161,7 @@ def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETE
     m.arch = arch
     return m
 
-# %% ../nbs/10a_detector.ipynb #06938ce3
+# %% ../nbs/10a_detector.ipynb #d81c7ca4
 def batch_targets(bboxes:torch.Tensor, # fastai's padded boxes `(B,N,4)` in [-1, 1]
                   labels:torch.Tensor, # Padded labels `(B,N)`, 0 = padding
                   size, # (width, height) of the images in pixels
@@ -222,7 +224,7 @@ class DetectionMAP(Metric):
             self.preds.append((d['boxes'].detach().float().cpu().numpy(), d['scores'].detach().float().cpu().numpy(), d['labels'].cpu().tolist()))
             self.targs.append((t['boxes'].cpu().numpy(), t['labels'].cpu().tolist()))
     @property
-    def value(self): return detection_metrics(self.preds, self.targs)[self.kind] if self.targs else None
+    def value(self): return mean_ap(self.preds, self.targs, self.kind) if self.targs else None
     @property
     def name(self): return self.kind
 
