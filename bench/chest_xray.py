@@ -5,7 +5,7 @@ Data: ../shared/data/chest_xray_224/train (5,216 images), split by patient (15 %
 every contender). The official test split is not used here.
 
 Contenders, same image size (--size, default 128) and the same training budget (--minutes of training each, default 15):
-  medfast        medfast.train.train_classifier: resnet18 from scratch, grey input, presizing + medical_aug, oversampling,
+  medfast        medfast.learner.train with the 'xray' recipe: resnet18 from scratch, grey input, presizing + medical_aug, oversampling,
                  normalization from the training statistics, label smoothing, one-cycle, bf16 autocast + channels-last
   aptos-post     the plain-PyTorch recipe of the APTOS post: ImageFolder, WeightedRandomSampler, Adam lr 1e-2,
                  StepLR(gamma 0.7) per epoch, torchvision EfficientNet-B1 from scratch, fp32
@@ -28,8 +28,10 @@ import torch.nn.functional as F
 warnings.filterwarnings('ignore')
 
 from medfast.core import data_dir, seed_everything
-from medfast.sampling import items_from_folder, split_by_patient, image_dls
-from medfast.train import train_classifier, medfast_learner, predict_table
+from medfast.data import items_from_folder, split_by_patient
+from medfast.recipes import get_recipe
+from medfast.learner import train, task_learner
+from medfast.tasks.classify import TASK
 from medfast.metrics import classification_metrics
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']   # tables, not progress bars, in the log
@@ -49,7 +51,7 @@ torch.set_num_threads(torch.get_num_threads())
 
 root = data_dir()/'chest_xray_224'/'train'
 if not root.is_dir(): sys.exit(f"SKIPPED (data absent): {root}")
-df = split_by_patient(items_from_folder(root), valid_pct=0.15, seed=42)
+df = split_by_patient(items_from_folder(root, preset='chest_xray'), valid_pct=0.15, seed=42)
 tr, va = df[~df.is_valid], df[df.is_valid]
 vocab = ['NORMAL', 'PNEUMONIA']
 yv = va.label.map({k: i for i,k in enumerate(vocab)}).values
@@ -71,19 +73,19 @@ if 'throughput' in only:
     n = args.tp_batches*args.bs
     sub = df.iloc[np.random.default_rng(0).permutation(len(df))[:n + 200]].copy()
     sub['is_valid'] = [False]*n + [True]*200
-    dls = image_dls(sub, size=args.size, bs=args.bs, channels=1, sampling=None)
-    learn = medfast_learner(dls, args.arch)
-    learn32 = medfast_learner(dls, args.arch, precision='fp32')   # the same learner without bf16 autocast
+    R = get_recipe('xray').resolve(arch=args.arch, size=args.size, bs=args.bs, sampling='none')
+    dls = TASK.dls(sub, R)
+    learn = task_learner(dls, TASK, R)
+    learn32 = task_learner(dls, TASK, R | dict(precision='fp32'))   # the same learner without bf16 autocast
     # the plain loop: same model class, same optimizer settings (fastai's Adam, wd 0.01), same precision and layout
     from medfast.models import create_model
-    from medfast.train import precision_callbacks
     from PIL import Image
     X = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert('L').resize((int(round(args.size*1.15/8)*8),)*2, Image.BILINEAR)) for p in sub.item[:n]]))[:,None]
     Y = torch.tensor((sub.label[:n] == 'PNEUMONIA').astype(int).values)
     mean, std = X.float().mean()/255, X.float().std()/255
     model = create_model(args.arch, 2, n_in=1).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.01)
-    bf16 = learn.recipe['precision'] == 'bf16'
+    bf16 = learn.run_record.recipe['precision'] == 'bf16'
     def plain_epoch():
         model.train(); perm = torch.randperm(n); t = time.perf_counter()
         for i in range(n//args.bs):
@@ -112,7 +114,7 @@ if 'throughput' in only:
     p, m, f = float(np.median(pm)), float(np.median(mm)), float(np.median(m32))
     r_m = float(np.median(np.array(mm)/np.array(pm))); r_f = float(np.median(np.array(m32)/np.array(pm)))   # per-round ratios: each pair ran back to back
     log(f"throughput plain {pm} medfast {mm} medfast fp32 {m32}")
-    prec = learn.recipe['precision']
+    prec = learn.run_record.recipe['precision']
     rows.append(dict(contender=f'plain loop ({args.arch}, bs {args.bs}, {prec}, channels-last)', train_img_s=round(p, 1)))
     rows.append(dict(contender=f'medfast learner (same model, bs, precision)', train_img_s=round(m, 1), ratio_vs_plain=round(r_m, 3)))
     rows.append(dict(contender=f'medfast learner fp32 (precision="fp32")', train_img_s=round(f, 1), ratio_vs_plain=round(r_f, 3)))
@@ -121,8 +123,9 @@ if 'throughput' in only:
 if 'medfast' in only:
     seed_everything(42)
     # epochs from a timed stretch: one short fit on the real loaders
-    probe = image_dls(df, size=args.size, bs=args.bs, channels=1, sampling='oversample')
-    pl = medfast_learner(probe, args.arch)
+    R = get_recipe('xray').resolve(arch=args.arch, size=args.size, bs=args.bs)
+    probe = TASK.dls(df, R)
+    pl = task_learner(probe, TASK, R)
     class _Probe(__import__('fastai.callback.core', fromlist=['Callback']).Callback):
         def after_batch(self):
             self.i = getattr(self, 'i', 0) + 1
@@ -133,13 +136,14 @@ if 'medfast' in only:
     log(f"medfast: {pl._spi*1e3:.1f} ms/img -> {ep} epochs")
     del pl, probe
     t = time.perf_counter()
-    learn = train_classifier(df, arch=args.arch, size=args.size, epochs=ep, bs=args.bs)
+    learn = train(df, 'xray', arch=args.arch, size=args.size, epochs=ep, bs=args.bs)
     wall = time.perf_counter() - t
-    h = [x for x in learn.history if x['step'] == 'fit_one_cycle'][-1]
-    v = learn.valid_metrics
+    h = [x for x in learn.run_record.history if x['step'] == 'fit_one_cycle'][-1]
+    v = learn.run_record.valid
     rows.append(dict(contender='medfast', epochs=ep, train_img_s=h['train_images_per_s'], train_min=round(h['seconds']/60, 1), wall_min=round(wall/60, 1),
                      accuracy=round(v['accuracy'], 4), auroc=round(v['auroc'], 4), f1=round(v['f1'], 4), sensitivity=round(v['sensitivity'], 4), specificity=round(v['specificity'], 4)))
-    learn.export(Path('/tmp')/'medfast_chest_bench.pkl')
+    from medfast.model_format import export
+    export(learn, Path('/tmp')/'medfast_chest_bench.pt')
 
 # ---------------------------------------------------------------- the APTOS post's plain-PyTorch recipe
 if 'aptos-post' in only:

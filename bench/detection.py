@@ -7,11 +7,11 @@ patient (20% of the 78 patients held out for validation, seed 0): 98 training an
 (a) Training throughput. The recipe's detector (Faster R-CNN, MobileNet-v3 FPN, from scratch, 192 px, batch 8, fp32, AdamW one-cycle)
     on the same training images, one epoch each, measured in alternation and the best of --repeat kept:
     - a hand-written PyTorch loop over images preloaded as 192x192 tensors, no augmentation, scoring the validation images at the end;
-    - medfast's `detection_dls` + `detection_learner` without augmentation (the same work as the loop, plus fastai);
-    - the same with the recipe's augmentation (what `train_detector` runs);
+    - medfast's `detection_dls` + `task_learner` without augmentation (the same work as the loop, plus fastai);
+    - the same with the recipe's augmentation (what `train` runs);
     - the same with torchvision's default heads (`lean=False`: 2000 proposals, 512 sampled regions, a 1024-unit box head).
     Training images per second of wall time, validation included.
-(b) Recipe. `medfast.detector.train_detector` with DETECTION_RECIPES['lungs'] (what `medfast train --coco` runs). Wall time, training
+(b) Recipe. `medfast.learner.train` with the 'lungs' recipe (what `medfast train --coco` runs). Wall time, training
     images per second, validation mAP@0.5 (PASCAL VOC 2010), COCO mAP@[.5:.95] and AP@0.5 per lung, in the original pixels.
 
 Run: `python bench/detection.py [--parts speed,recipe] [--repeat 2] [--epochs N]`.
@@ -22,10 +22,11 @@ warnings.filterwarnings('ignore')
 
 from medfast.core import data_dir, seed_everything
 from medfast.vision import read_image
-from medfast.sampling import split_by_patient
-from medfast.detection import read_coco, resize_boxes, detection_metrics
-from medfast.detector import detection_dls, detection_learner, create_detector, train_detector, DETECTION_RECIPES
-from medfast.train import adamw
+from medfast.data import split_by_patient
+from medfast.boxes import read_coco, resize_boxes, detection_metrics
+from medfast.recipes import get_recipe
+from medfast.learner import train, task_learner
+from medfast.tasks.detect import detection_dls, create_detector, TASK
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 
@@ -40,7 +41,7 @@ args = ap.parse_args()
 parts = args.parts.split(',')
 def log(*a): print(*a, file=sys.stderr, flush=True)
 out = {}
-R = DETECTION_RECIPES['lungs']
+R = get_recipe('lungs').resolve()
 
 coco = data_dir()/'covid_lungs'/'lung_boxes_coco.json'
 if not coco.is_file(): sys.exit(f"SKIPPED (data absent): {coco}")
@@ -78,7 +79,7 @@ if 'speed' in parts:
     def learner_epoch(aug, lean=True):
         seed_everything(0)
         dls = detection_dls(df, S, R['item_size'] if aug else S, bs, aug=aug)
-        learn = detection_learner(dls, R['arch'], precision='fp32', lean=lean)
+        learn = task_learner(dls, TASK, R | dict(precision='fp32', lean=lean))
         t = time.perf_counter()
         with learn.no_logging(): learn.fit_one_cycle(1, R['lr'])
         return time.perf_counter() - t
@@ -101,10 +102,10 @@ if 'speed' in parts:
 if 'recipe' in parts:
     over = {k: v for k, v in dict(epochs=args.epochs, arch=args.arch, size=args.size).items() if v is not None}
     t = time.perf_counter()
-    learn = train_detector(df, **over)
+    learn = train(df, 'lungs', **over)
     dt = time.perf_counter() - t
-    m, h = learn.valid_metrics, learn.history[-1]
-    r = learn.recipe
+    m, h = learn.run_record.valid, learn.run_record.history[-1]
+    r = learn.run_record.recipe
     print(f"\n(b) recipe 'lungs' ({r['arch']}, {r['size']} px, {r['epochs']} epochs, batch {r['bs']}, lr {r['lr']}) on {len(tr)} training / {len(va)} validation images\n")
     print("| wall time | train images/s | val mAP@0.5 (VOC 2010) | val COCO mAP@[.5:.95] | AP@0.5 Right Lung | AP@0.5 Left Lung |\n|---|---|---|---|---|---|")
     print(f"| {dt/60:.1f} min | {h['train_images_per_s']} | {m['map50']:.3f} | {m['map']:.3f} | {m['ap50']['Right Lung']:.3f} | {m['ap50']['Left Lung']:.3f} |")

@@ -3,7 +3,7 @@
 Data: ../shared/data/medmnist/retinamnist_trainval.npz (DeepDRiD fundus photographs at 28x28x3, grades 0-4, 1,080 train /
 120 val, the official MedMNIST split). Its test split is held out; this script never sees it.
 
-Every contender is medfast.train.train_classifier with RECIPES['fundus'] (resnet18 from scratch, colour, 32 px, flips and any
+Every contender is medfast.learner.train with the 'fundus' recipe (resnet18 from scratch, colour, 32 px, flips and any
 rotation, label smoothing 0.1, one-cycle, bf16 autocast + channels-last) and one objective:
   ce         5-class cross-entropy, decision = most probable grade
   weighted   cross-entropy with inverse-frequency class weights
@@ -23,8 +23,8 @@ warnings.filterwarnings('ignore')
 from sklearn.model_selection import StratifiedKFold
 
 from medfast.core import data_dir
-from medfast.sampling import items_from_npz, split_by_folder
-from medfast.train import train_classifier, predict_table, RECIPES
+from medfast.data import items_from_npz, split_by_folder
+from medfast.learner import train as train_model, predict
 from medfast.metrics import classification_metrics, expected_grade, apply_thresholds
 from medfast.ordinal import fit_thresholds
 from fastai.learner import defaults
@@ -41,14 +41,12 @@ npz = data_dir()/'medmnist'/'retinamnist_trainval.npz'
 if not npz.is_file(): sys.exit(f"SKIPPED (data absent): {npz}")
 df = items_from_npz(npz, ('train', 'val'))
 y_all = df.label.values.astype(int)
-recipe = dict(RECIPES['fundus'], vocab=list(range(5)))
-if args.epochs: recipe['epochs'] = args.epochs
+over = dict(epochs=args.epochs)   # None keeps the recipe's
 def log(*a): print(*a, file=sys.stderr, flush=True)
 
 def train(d, objective):
-    r = dict(recipe, objective=objective)
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):   # fastai's epoch tables to the log, the result tables to stdout
-        warnings.simplefilter('ignore'); return train_classifier(d, **r)
+        warnings.simplefilter('ignore'); return train_model(d, 'fundus', objective=objective, **over)
 
 def fmt(m): return {k: round(float(m[k]), 4) for k in ('accuracy', 'auroc', 'kappa_quadratic', 'kappa', 'recall_3', 'recall_4')}
 
@@ -58,8 +56,8 @@ for obj in args.only.split(','):
     d = split_by_folder(df, valid='val')
     t = time.perf_counter(); learn = train(d, obj); sec = time.perf_counter() - t
     v = d[d.is_valid]; yv = v.label.values.astype(int)
-    p = predict_table(learn, v)
-    row = dict(objective=obj, train_s=round(sec, 1), official=fmt(learn.valid_metrics), official_argmax=fmt(classification_metrics(p, yv)))
+    p = predict(learn, v)
+    row = dict(objective=obj, train_s=round(sec, 1), official=fmt(learn.run_record.valid), official_argmax=fmt(classification_metrics(p, yv)))
     log(obj, 'official', row['official'], f"{sec:.0f} s")
     # cross-validation
     if args.folds:
@@ -68,7 +66,7 @@ for obj in args.only.split(','):
         for k,(tr,va) in enumerate(folds):
             d = df.copy(); d['is_valid'] = False; d.loc[va, 'is_valid'] = True
             t = time.perf_counter(); learn = train(d, obj); secs.append(time.perf_counter() - t)
-            oof[va] = predict_table(learn, d.loc[va])
+            oof[va] = predict(learn, d.loc[va])
             log(obj, f'fold {k}', f"{secs[-1]:.0f} s")
         s = expected_grade(oof); pt = np.zeros(len(df), int)
         for tr,va in folds: pt[va] = apply_thresholds(s[va], fit_thresholds(y_all[tr], s[tr], 5))

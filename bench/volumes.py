@@ -5,11 +5,11 @@ AdrenalMNIST3D recipe, side by side in one run.
     4 Siemens mosaic runs) and preprocesses it with one VolumePrep (time point 0, background crop, percentile normalization,
     trilinear resize to 32x64x64): straight from the DICOM files (`VolumePrep(src)`), then from a built `VolumeCache` (float16 .npy).
     Best of --repeat epochs each; the cache's disk size against float32 arrays of the same shape.
-(b) Training throughput. The same 3D ResNet (VOLUME_RECIPES['medmnist3d'] architecture and size) on the same AdrenalMNIST3D
-    training volumes, fp32, batch 16, same augmentation: medfast's fastai Learner (volume_dls + volume_learner, one-cycle) against a
+(b) Training throughput. The same 3D ResNet (the 'medmnist3d' recipe's architecture and size) on the same AdrenalMNIST3D
+    training volumes, fp32, batch 16, same augmentation: medfast's fastai Learner (volume_dls + task_learner, one-cycle) against a
     hand-written PyTorch loop over a preloaded tensor (AdamW, one-cycle, the same `volume_aug` transforms, the same 16 validation
     volumes scored at the end of the epoch). Training volumes per second of wall time, measured in alternation (learner, loop, learner, loop) and the best of each kept.
-(c) Recipe. `medfast.volume_data.train_volumes` with VOLUME_RECIPES['medmnist3d'] on ../shared/data/medmnist/adrenalmnist3d_64_trainval.npz,
+(c) Recipe. `medfast.learner.train` with the 'medmnist3d' recipe on ../shared/data/medmnist/adrenalmnist3d_64_trainval.npz,
     official split (1,188 train / 98 val); the test split is held out and never read here. Wall time and validation metrics.
 
 Run: `python bench/volumes.py [--parts load,speed,recipe] [--repeat 3] [--speed-n 1188]`.
@@ -21,9 +21,11 @@ warnings.filterwarnings('ignore')
 
 from medfast.core import data_dir, seed_everything
 from medfast.volume import VolumePrep, VolumeCache
-from medfast.sampling import items_from_npz, split_by_folder
+from medfast.data import items_from_npz, split_by_folder
 from medfast.models import create_model
-from medfast.volume_data import VOLUME_RECIPES, volume_dls, volume_learner, train_volumes, volume_aug, TensorVolume
+from medfast.recipes import get_recipe
+from medfast.learner import train, task_learner
+from medfast.tasks.volume import volume_dls, volume_aug, TensorVolume, TASK
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 
@@ -37,7 +39,8 @@ args = ap.parse_args()
 parts = args.parts.split(',')
 def log(*a): print(*a, file=sys.stderr, flush=True)
 out = {}
-R = VOLUME_RECIPES['medmnist3d']
+R = get_recipe('medmnist3d').resolve()
+R['shape'] = (R['size'],)*3
 
 if 'load' in parts:
     root = data_dir()/'dicom_series'
@@ -81,7 +84,7 @@ if 'speed' in parts:
     XV = torch.stack([torch.from_numpy(prep(i)) for i in va['item']])
     tfms = volume_aug(**aug)                              # the very transforms the learner's DataLoaders apply
     def learner_epoch():
-        seed_everything(0); learn = volume_learner(dls, R['arch'])
+        seed_everything(0); learn = task_learner(dls, TASK, R)
         t = time.perf_counter(); learn.fit_one_cycle(1, R['lr']); dt = time.perf_counter() - t
         return len(dls.train_ds)//R['bs']*R['bs']/dt
     def loop_epoch():
@@ -106,12 +109,11 @@ if 'speed' in parts:
     print(f"| plain PyTorch loop | {max(ps):.2f} | 1.00 |\n| medfast fastai Learner | {max(ls):.2f} | {max(ls)/max(ps):.2f} |")
 
 if 'recipe' in parts:
-    r = dict(R)
-    if args.epochs: r['epochs'] = args.epochs
     t = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr): learn = train_volumes(df, **r, vocab=[0, 1])
+    with contextlib.redirect_stdout(sys.stderr): learn = train(df, 'medmnist3d', epochs=args.epochs)
     sec = time.perf_counter() - t
-    m = learn.valid_metrics
+    r = learn.run_record.recipe; r['shape'] = (r['size'],)*3
+    m = learn.run_record.valid
     out['recipe'] = dict(recipe=r, seconds=round(sec, 1), **{k: round(float(m[k]), 4) for k in ('accuracy', 'auroc', 'sensitivity', 'specificity', 'balanced_accuracy')})
     print(f"\n(c) AdrenalMNIST3D 64^3, official split, {r['arch']} at {'x'.join(map(str, r['shape']))}, {r['epochs']} epochs, fp32 CPU")
     print("| train time | val AUROC | val accuracy | sensitivity | specificity | balanced accuracy |\n|---|---|---|---|---|---|")

@@ -6,13 +6,11 @@ Docs: https://medfast.github.io/medfast/core.html.md"""
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError', 'ImageReadError', 'DicomReadError',
-           'project_root', 'data_dir', 'data_path', 'find_data', 'seed_everything']
+           'ModelFormatError', 'project_root', 'data_dir', 'data_path', 'find_data', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #9ff4aad3
 import os
 from pathlib import Path
-
-import torch
 
 # %% ../nbs/00_core.ipynb #91f4571a
 class MedfastError(Exception):
@@ -36,6 +34,9 @@ class ImageReadError(MedfastError, ValueError):
 
 class DicomReadError(ImageReadError):
     "A DICOM file (or byte string) could not be turned into pixels; `path` names it and `reason` says why"
+
+class ModelFormatError(MedfastError, ValueError):
+    "A saved model that cannot be loaded safely: missing file, unknown format version, or a spec that does not match its weights"
 
 # %% ../nbs/00_core.ipynb #2ad7ec90
 DATA_ENV = 'MEDFAST_DATA'
@@ -79,6 +80,7 @@ def seed_everything(seed:int=42, # The seed for every generator
                     reproducible:bool=False, # Also ask cuDNN/torch for deterministic algorithms (slower)
                    ) -> int:
     "Seed Python, NumPy and torch (through fastai's `set_seed`) and `PYTHONHASHSEED`; returns `seed`"
+    import torch
     from fastai.torch_core import set_seed
     os.environ['PYTHONHASHSEED'] = str(seed)
     set_seed(seed, reproducible=reproducible)

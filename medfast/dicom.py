@@ -10,7 +10,7 @@ __all__ = ['WINDOWS', 'MAX_DECODED_BYTES', 'PHI_KEYWORDS', 'Window', 'DicomArray
            'PILDicomBW', 'DicomReader', 'DicomBlock']
 
 # %% ../nbs/01_dicom.ipynb #050e6c8c
-import io, os, warnings
+import io, os, re, warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -119,10 +119,19 @@ def _tsyntax(ds, name):
     fm.TransferSyntaxUID = ts
     return ts
 
+def _missing_plugins(dec) -> dict:
+    "The decoder's plugins that lack a dependency, with what each needs, read from pydicom's public `missing_dependencies`"
+    out = {}
+    for s in dec.missing_dependencies:                     # 'label - requires a, b and c'
+        label, _, req = s.partition(' - requires ')
+        out[label.strip()] = tuple(d.strip() for d in re.split(r',| and ', req) if d.strip())
+    return out
+
 def _missing_decoder(dec, ts, name):
     "The error for a transfer syntax whose decoder plugins are all missing, with the pip lines that would add one"
-    labels = sorted(dec._unavailable, key=lambda l: (l != 'pylibjpeg', l))   # the plugins medfast depends on first
-    cmds = [f"pip install {_PIP.get(l) or ' '.join(d for d in dec._unavailable[l] if d != 'numpy')}" for l in labels]
+    missing = _missing_plugins(dec)
+    labels = sorted(missing, key=lambda l: (l != 'pylibjpeg', l))   # the plugins medfast depends on first
+    cmds = [f"pip install {_PIP.get(l) or ' '.join(d for d in missing[l] if d != 'numpy')}" for l in labels]
     hint = f"; install one: {' | '.join(c for c in cmds if c.strip() != 'pip install')}" if labels else ''
     return DicomReadError(name, f"no installed decoder can decompress {ts.name} ({ts}) pixel data{hint}")
 
@@ -166,9 +175,9 @@ def _decode(ds, name, *, frame=None, rgb=True, bits=True, plugin='', view=False)
     try: dec = get_decoder(ts)
     except NotImplementedError: raise DicomReadError(name, f"transfer syntax {ts.name} ({ts}) has no pixel decoder") from None
     if not dec.is_available: raise _missing_decoder(dec, ts, name)
-    if plugin and plugin in dec._unavailable: raise _missing_decoder(dec, ts, name)
+    if plugin and plugin in _missing_plugins(dec): raise _missing_decoder(dec, ts, name)
     # Pillow's libjpeg-turbo decodes 8-bit grey JPEG ~3.7x faster than pydicom's default choice (bench/dicom_read.py), within 1 grey level
-    prefer = 'pillow' if (not plugin and ts == JPEGBaseline8Bit and 'pillow' in dec._available and _get(ds, 'SamplesPerPixel', 1) == 1
+    prefer = 'pillow' if (not plugin and ts == JPEGBaseline8Bit and 'pillow' in dec.available_plugins and _get(ds, 'SamplesPerPixel', 1) == 1
                           and ds.BitsAllocated == 8) else ''
     opts = dict(as_rgb=rgb, correct_unused_bits=bits)
     if view and dec.is_native: opts.update(view_only=True, correct_unused_bits=False)

@@ -1,0 +1,1 @@
+"""Tasks: one module per kind of problem, each plugged into `medfast.learner`."""
