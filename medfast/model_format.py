@@ -88,13 +88,14 @@ def load_model(path, # `x`, `x.pt` or `x.json`
     try: task = get_task(spec['task'])
     except InvalidArgumentError as e: raise ModelFormatError(f"{s}: {e}") from None
     r = dict(spec['recipe'], pretrained=False, weights=None)
-    if r.get('precision') == 'fp16' and not torch.cuda.is_available(): r['precision'] = 'auto'
+    if r.get('precision') == 'fp16' and (cpu or not torch.cuda.is_available()): r['precision'] = 'auto'   # a CUDA-trained model on a CPU: the CPU's policy
     dls = task.dls(None, r, spec=spec['spec'])
     if cpu: dls.cpu()
     learn = task_learner(dls, task, r, spec=spec['spec'])
     sd = torch.load(w, map_location='cpu', weights_only=True)
     try: learn.model.load_state_dict(sd, strict=True)
     except RuntimeError as e: raise ModelFormatError(f"{w}: the weights do not fit the {spec['arch']} model that {s.name} describes ({str(e).splitlines()[0]})") from None
+    if dls.device is not None: learn.model.to(dls.device)
     rr = learn.run_record
     rr.recipe, rr.thresholds, rr.history, rr.valid, rr.weights_report = spec['recipe'], spec.get('thresholds'), spec.get('history', []), spec.get('valid', {}), spec.get("weights_report")
     learn.model.eval()

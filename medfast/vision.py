@@ -225,6 +225,7 @@ def add_normalize(dls, # `DataLoaders` to change in place
     for dl in dls.loaders:
         for t in [t for t in dl.after_batch.fs if isinstance(t, Normalize)]: dl.after_batch.remove(t)
         dl.after_batch.add(nrm)
+        if dl.device is not None: dl.to(dl.device)        # the statistics go where the batches are (CUDA)
     return dls
 
 def normalize_stats(dls) -> tuple|None:

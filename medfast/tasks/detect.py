@@ -272,6 +272,7 @@ def predict_boxes(learn, df:pd.DataFrame, # Table with `item` (and `width`, `hei
     sizes = _orig_sizes(df)
     vocab = list(learn.dls.vocab)
     dl = learn.dls.test_dl(df[['item']], bs=bs or learn.dls.bs, before_batch=[])     # images only: no box padding
+    if dl.device is not None: learn.model.to(dl.device)                              # fastai's loop is bypassed: the model goes where the batches are
     model = learn.model.eval()
     out, k = [], 0
     with torch.no_grad():
