@@ -89,10 +89,13 @@ def load_model(path, # `x`, `x.pt` or `x.json`
     except InvalidArgumentError as e: raise ModelFormatError(f"{s}: {e}") from None
     r = dict(spec['recipe'], pretrained=False, weights=None)
     if r.get('precision') == 'fp16' and (cpu or not torch.cuda.is_available()): r['precision'] = 'auto'   # a CUDA-trained model on a CPU: the CPU's policy
-    dls = task.dls(None, r, spec=spec['spec'])
-    if cpu: dls.cpu()
-    learn = task_learner(dls, task, r, spec=spec['spec'])
-    sd = torch.load(w, map_location='cpu', weights_only=True)
+    try:
+        dls = task.dls(None, r, spec=spec['spec'])
+        if cpu: dls.cpu()
+        learn = task_learner(dls, task, r, spec=spec['spec'])
+    except (KeyError, TypeError, ValueError, IndexError) as e: raise ModelFormatError(f"{s}: the spec cannot rebuild its model ({type(e).__name__}: {e})") from None
+    try: sd = torch.load(w, map_location='cpu', weights_only=True)
+    except Exception as e: raise ModelFormatError(f"{w}: not a plain state dict ({str(e).strip().splitlines()[0]})") from None
     try: learn.model.load_state_dict(sd, strict=True)
     except RuntimeError as e: raise ModelFormatError(f"{w}: the weights do not fit the {spec['arch']} model that {s.name} describes ({str(e).splitlines()[0]})") from None
     if dls.device is not None: learn.model.to(dls.device)
