@@ -11,8 +11,9 @@ __all__ = ['PRECISIONS', 'cpu_bf16_supported', 'default_device', 'resolve_precis
            'train', 'evaluate', 'predict']
 
 # %% ../nbs/09_learner.ipynb #4c49dfdc
-import time
+import re, time
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
@@ -27,10 +28,13 @@ from .models import model_splitter
 # %% ../nbs/09_learner.ipynb #c290266f
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 
-def cpu_bf16_supported() -> bool:
-    "Whether this CPU has native bf16 kernels, as oneDNN reports it"
-    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception: return False
+def cpu_bf16_supported(cpuinfo:str|None=None, # The text of /proc/cpuinfo (default: read it)
+                      ) -> bool:
+    "Whether this CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16); where it cannot tell (not Linux), False"
+    if cpuinfo is None:
+        try: cpuinfo = Path('/proc/cpuinfo').read_text()
+        except OSError: return False
+    return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', cpuinfo))
 
 def default_device() -> torch.device: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
