@@ -239,7 +239,6 @@ def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.sp
     if learn.run_record.weights_report is not None: fine_tune(learn, r['epochs'], r['lr'])
     else: fit(learn, r['epochs'], r['lr'])
     task.after_fit(learn, r)
-    learn.run_record.spec.update(task.spec(learn))
     learn.run_record.valid = task.evaluate(learn, learn.dls.valid_ds.items, tta=r.get('tta', False))
     return learn
 
