@@ -24,6 +24,7 @@ Run: `python bench/chest_xray.py [--minutes 15] [--size 128] [--only medfast,thr
 import argparse, json, math, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from results import save
 import torch.nn.functional as F
 warnings.filterwarnings('ignore')
 
@@ -62,7 +63,7 @@ class Rows(list):
     "rows, each also logged at once (a crash later keeps the figures already measured)"
     def append(self, r):
         super().append(r); log('ROW', json.dumps(r))
-        if args.json: Path(args.json).write_text(json.dumps(self, indent=1))
+        save('chest_xray', list(self), args, args.json)
 rows = Rows()
 
 def epochs_for(sec_per_img, n_train, eval_s=0.):
@@ -206,4 +207,4 @@ if 'stock-fastai' in only:
 tab = pd.DataFrame(rows)
 print(f"\nchest_xray_224 train split by patient: {len(tr)} train / {len(va)} valid images; size {args.size}; budget {args.minutes:g} min training each; {torch.get_num_threads()} threads")
 print(tab.to_string(index=False))
-if args.json: Path(args.json).write_text(json.dumps(rows, indent=1))
+save('chest_xray', list(rows), args, args.json)

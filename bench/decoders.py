@@ -12,6 +12,7 @@ from pydicom import dcmread
 from pydicom.pixels import get_decoder
 
 warnings.simplefilter('ignore')
+from results import save
 
 def files():
     d = Path(pydicom.data.get_testdata_file('CT_small.dcm')).parent
@@ -44,5 +45,6 @@ def main():
     pl = sum(r[2]['pylibjpeg'] == 'ok' or r[2]['pydicom'] == 'ok' for r in rows)
     print(f"\ncompressed files: {len(rows)}; decoded by: " + ', '.join(f'{p} {tot[p]}' for p in plugins))
     print(f"pylibjpeg family (+ pydicom's own RLE): {pl}; gdcm alone: {tot['gdcm']}; any installed plugin: {anyok}")
+    save('decoders', dict(files=[dict(file=n, syntax=ts, **res) for n, ts, res in rows], decoded=tot, pylibjpeg_family=pl, any_plugin=anyok))
 
 if __name__ == '__main__': main()

@@ -20,6 +20,7 @@ import argparse, json, random, sys, time, warnings
 import numpy as np, torch
 warnings.filterwarnings('ignore')
 
+from results import save
 from medfast.core import data_dir, seed_everything
 from medfast.vision import read_image
 from medfast.data import split_by_patient
@@ -112,4 +113,4 @@ if 'recipe' in parts:
     per_epoch = [dict(zip(learn.recorder.metric_names[1:], [round(float(x), 4) for x in v])) for v in learn.recorder.values]
     out['recipe'] = dict(minutes=round(dt/60, 2), **{k: m[k] for k in ('map50', 'map', 'map50_coco', 'ap50')}, train_images_per_s=h['train_images_per_s'], epochs=per_epoch)
 
-if args.json: open(args.json, 'w').write(json.dumps(out, indent=1))
+save('detection', out, args, args.json)

@@ -23,6 +23,7 @@ import pydicom, pydicom.data
 from pydicom import dcmread
 
 warnings.simplefilter('ignore')
+from results import save
 from medfast.dicom import read_dicom, array_to_dicom
 from medfast.core import data_dir
 import fastai.medical.imaging as fmi   # patches pydicom's Dataset with scaled_px / windowed
@@ -49,7 +50,8 @@ METHODS = {
     'fastai windowed': lambda f: Path(f).dcmread().windowed(1500, -600),
 }
 
-def main(rounds=30):
+def main(args):
+    rounds, rows = args.rounds, []
     tmp = tempfile.mkdtemp()
     files = {'CT_small 128x128 int16': Path(pydicom.data.get_testdata_file('CT_small.dcm')),
              'MR_small 64x64 int16': Path(pydicom.data.get_testdata_file('MR_small.dcm'))}
@@ -80,6 +82,8 @@ def main(rounds=30):
             t = np.median(times[fk, m])
             faster = f"{t/ours:.2f}x" if m.startswith('fastai') else ''
             print(f"| {fk:30s} | {m:18s} | {t*1e3:9.3f} | {1/t:9.0f} | {t/base:13.2f}x | {faster:>20s} |")
+            rows.append(dict(file=fk, method=m, ms=round(t*1e3, 4), vs_pydicom=round(t/base, 3), vs_medfast=round(t/ours, 3)))
+    save('dicom_read', rows, args)
 
 def _once(fn, f, n=5):
     t0 = time.perf_counter()
@@ -88,4 +92,4 @@ def _once(fn, f, n=5):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(); ap.add_argument('--rounds', type=int, default=30)
-    main(ap.parse_args().rounds)
+    main(ap.parse_args())

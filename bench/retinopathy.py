@@ -22,6 +22,7 @@ import numpy as np
 warnings.filterwarnings('ignore')
 from sklearn.model_selection import StratifiedKFold
 
+from results import save
 from medfast.core import data_dir
 from medfast.data import items_from_npz, split_by_folder
 from medfast.learner import train as train_model, predict
@@ -89,4 +90,4 @@ if args.folds:
     table(lambda r: [('cv_argmax', 'argmax'), ('cv_thresholds', 'fitted thresholds')], f"{args.folds}-fold cross-validation over 1,200 images (out-of-fold)")
 print("\n| objective | training seconds (official split) | per CV fold |\n|---|---|---|")
 for r in rows: print(f"| {r['objective']} | {r['train_s']:.1f} | {r.get('cv_train_s', float('nan')):.1f} |")
-if args.json: open(args.json, 'w').write(json.dumps(rows, indent=1))
+save('retinopathy', rows, args, args.json)

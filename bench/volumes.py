@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 warnings.filterwarnings('ignore')
 
+from results import save
 from medfast.core import data_dir, seed_everything
 from medfast.volume import VolumePrep, VolumeCache
 from medfast.data import items_from_npz, split_by_folder
@@ -120,4 +121,4 @@ if 'recipe' in parts:
     print(f"| {sec/60:.1f} min | {m['auroc']:.3f} | {m['accuracy']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | {m['balanced_accuracy']:.3f} |")
     print("MedMNIST v2's best published test AUROC on AdrenalMNIST3D: 0.828 (28^3). The test split is held out.")
 
-if args.json: Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+save('volumes', out, args, args.json)

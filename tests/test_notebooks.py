@@ -1,21 +1,63 @@
-"""Run every notebook in nbs/ through nbdev's own test runner, one pytest test per notebook.
+"""Run every notebook in nbs/ as a test, one pytest test per notebook, cell by cell in one kernel (execnb, as nbdev-test does).
 
-Cells tagged with a flag in `tst_flags` (pyproject.toml, e.g. `slow`) are skipped, as `nbdev-test` does; set
-MEDFAST_TEST_FLAGS="slow" to run them too.
+What the summary says:
+- **passed**: every cell ran.
+- **skipped**, with the reason: the notebook needs real data that is absent. A tutorial checks its data in its first cells with
+  `data_path` (a `DataMissingError` skips the rest); a library notebook runs everything, and when any of its real-data examples
+  found no data (`find_data` records each absence) the test is a skip naming the data, not a pass.
+- **failed**: the message names the notebook, the cell (number and first line) and the error; later cells still run, so every
+  failing cell is listed, the first with its traceback.
+
+One switch runs the slow cells (tagged `#| slow`) and the tutorials' full-size runs: `MEDFAST_SLOW=1` (`make test SLOW=1`).
 """
-import os
+import os, traceback
 from pathlib import Path
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb as run_notebook   # aliased: pytest would collect a name starting with test_
+from nbdev.process import NBProcessor
+from execnb.shell import CaptureShell
+from fastcore.xtras import working_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = get_config(ROOT)
 NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+SLOW = os.environ.get('MEDFAST_SLOW', '') not in ('', '0')
+SKIP_FLAGS = set(CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else CFG.tst_flags)
+
+def runs(cell) -> bool:
+    "Whether the runner executes `cell`: code, not `#| eval: false`, and not tagged with a skipped flag unless SLOW"
+    if cell.cell_type != 'code': return False
+    d = getattr(cell, 'directives_', None) or {}
+    if d.get('eval:', [''])[0].lower() == 'false': return False
+    return SLOW or not (SKIP_FLAGS & d.keys())
+
+def first_line(cell):
+    lines = [l for l in cell.source.splitlines() if l.strip() and not l.startswith('#|')]
+    return lines[0][:80] if lines else ''
+
+def run_notebook(path:Path):
+    "Run the notebook's cells in one kernel; returns (failures as (cell number, first line, exception), the shell)"
+    import medfast.core
+    medfast.core.data_absences.clear()
+    nb = NBProcessor(path, rm_directives=False, process=True).nb
+    sh, fails = CaptureShell(path, timeout=CFG.cell_timeout), []
+    with working_directory(path.parent):
+        for i, cell in enumerate(nb.cells):
+            if not runs(cell): continue
+            sh.cell(cell)
+            if sh.exc is None: continue
+            if isinstance(sh.exc, medfast.core.DataMissingError) and not fails:
+                pytest.skip(f"{path.stem}: {sh.exc}")
+            fails.append((i, first_line(cell), sh.exc, ''.join(traceback.format_exception(sh.exc))))
+    return fails
 
 @pytest.mark.parametrize('nb', NBS, ids=[p.stem for p in NBS])
 def test_notebook(nb):
-    skip = CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else list(CFG.tst_flags)
-    force = os.environ.get('MEDFAST_TEST_FLAGS', '').split()
-    ok, secs = run_notebook(nb, skip_flags=skip, force_flags=force, basepath=ROOT, cell_timeout=CFG.cell_timeout)
-    assert ok, f"{nb.name} failed (the failing cell's traceback is printed above)"
+    import medfast.core
+    fails = run_notebook(nb)
+    if fails:
+        i, line, exc, tb = fails[0]
+        more = ''.join(f"\n  also cell {j} `{l}`: {type(e).__name__}: {str(e)[:200]}" for j, l, e, _ in fails[1:])
+        pytest.fail(f"{nb.name}: cell {i} `{line}` raised {type(exc).__name__}: {str(exc)[:500]}{more}\n\n{tb}", pytrace=False)
+    if medfast.core.data_absences:
+        pytest.skip(f"{nb.stem}: ran without its real-data cells: " + '; '.join(dict.fromkeys(medfast.core.data_absences)))

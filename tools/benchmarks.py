@@ -1,0 +1,123 @@
+"""Write BENCHMARKS.md from the JSON that the scripts in bench/ write to bench/results/ (no figure is typed by hand).
+
+Each section: what the benchmark compares (prose without figures), where it ran (command, machine, date, from the JSON), and its
+tables. A benchmark without results is listed with the command that makes them. `python tools/benchmarks.py --check` exits 1 when
+BENCHMARKS.md is out of date instead of writing it.
+"""
+import json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT/'bench'/'results'
+
+def table(head, rows):
+    return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)] + ['| ' + ' | '.join(map(str, r)) + ' |' for r in rows])
+
+def where(doc):
+    m = doc['machine']
+    dev = f"{m['cpu']}, {m['cpus']} CPUs, {m['threads']} torch threads" + (f", GPU {m['gpu']}" if m.get('gpu') else '')
+    load = f" Load average over the last 15 minutes of the run: {m['load_avg_15min']} (other work shared the CPUs when it exceeds the threads)." if 'load_avg_15min' in m else ''
+    return f"`{doc['command']}` on {doc['date']}: {dev}; Python {m['python']}, torch {m['torch']}, numpy {m.get('numpy', '?')}.{load}"
+
+def decoders(r):
+    files, tot = r['files'], r['decoded']
+    plugins = [p for p in tot]
+    t = table(['decoder plugin', 'files decoded', 'of'], [[p, tot[p], len(files)] for p in plugins])
+    only = [f['file'] for f in files if f['gdcm'] == 'ok' and f['pylibjpeg'] != 'ok' and f['pydicom'] != 'ok']
+    return (f"Each compressed file in pydicom's test data (and the RSNA radiograph) tried with each decoder plugin alone.\n\n{t}\n\n"
+            f"The pylibjpeg family with pydicom's own RLE decoder reads {r['pylibjpeg_family']} of {len(files)}; files only GDCM reads: "
+            f"{', '.join(only) or 'none'}. That is why the `dicom` extra is the pylibjpeg family and GDCM is not needed.")
+
+def dicom_read(rows):
+    t = table(['file', 'method', 'ms / image', 'vs pydicom raw', 'vs medfast'],
+              [[r['file'], r['method'], f"{r['ms']:.3f}", f"{r['vs_pydicom']:.2f}x", f"{r['vs_medfast']:.2f}x"] for r in rows])
+    med = [r for r in rows if r['method'] == 'medfast']
+    fa = [r for r in rows if r['method'].startswith('fastai')]
+    return ("Median time per image over interleaved rounds in one process. medfast applies the modality LUT, the header window and "
+            "MONOCHROME1 and returns float32; raw pydicom applies no LUT and returns integers; fastai.medical's `scaled_px` and `windowed` "
+            f"are the fastai way.\n\n{t}\n\nmedfast against raw pydicom: {min(r['vs_pydicom'] for r in med):.2f}x to "
+            f"{max(r['vs_pydicom'] for r in med):.2f}x the time; fastai.medical against medfast: {min(r['vs_medfast'] for r in fa):.2f}x to "
+            f"{max(r['vs_medfast'] for r in fa):.2f}x the time.")
+
+def chest_xray(rows):
+    tp = [r for r in rows if 'ratio_vs_plain' in r or r['contender'].startswith('plain loop')]
+    full = [r for r in rows if 'accuracy' in r]
+    out = []
+    if tp:
+        out.append("Training throughput of the `'xray'` model against a plain PyTorch loop with the same model, batch, precision and layout, "
+                   "fed from preloaded tensors with its own random affine (median of interleaved rounds):\n\n" +
+                   table(['loop', 'train images/s', 'vs plain loop'], [[r['contender'], r['train_img_s'], f"{r.get('ratio_vs_plain', 1):.2f}"] for r in tp]))
+    if full:
+        out.append("Each contender trained within the same time budget on the patient split of the training folder (the official test split is held out):\n\n" +
+                   table(['contender', 'epochs', 'train images/s', 'train min', 'accuracy', 'AUROC', 'F1', 'sensitivity', 'specificity'],
+                         [[r['contender'], r['epochs'], r['train_img_s'], r['train_min'], r['accuracy'], r['auroc'], r['f1'], r['sensitivity'], r['specificity']] for r in full]))
+    return '\n\n'.join(out)
+
+def retinopathy(rows):
+    def m(x): return [f"{x['accuracy']:.3f}", f"{x['auroc']:.3f}", f"{x['kappa_quadratic']:.3f}", f"{x['recall_3']:.3f}", f"{x['recall_4']:.3f}"]
+    off = [[r['objective'], 'thresholds' if r['objective'] == 'ordinal' else 'most probable grade', *m(r['official'])] for r in rows]
+    head = ['objective', 'decision', 'accuracy', 'AUROC', 'QWK', 'recall grade 3', 'recall grade 4']
+    out = ["The `'fundus'` recipe on RetinaMNIST with each objective: the official split (1,080 train / 120 validation), then stratified "
+           "cross-validation over all 1,200 images, with each fold's kappa thresholds fitted on the other folds' predictions. The test split is held out.\n\n"
+           "Official split:\n\n" + table(head, off)]
+    cv = [[r['objective'], lab, *m(r[k])] for r in rows for k, lab in (('cv_argmax', 'most probable grade'), ('cv_thresholds', 'kappa thresholds')) if k in r]
+    if cv: out.append("Cross-validation (out-of-fold):\n\n" + table(head, cv))
+    out.append("Training seconds per model: " + ', '.join(f"{r['objective']} {r['train_s']}" for r in rows) + '.')
+    return '\n\n'.join(out)
+
+def volumes(r):
+    out = []
+    if 'load' in r:
+        l = r['load']
+        out.append(f"(a) One epoch of the {l['series']} real DICOM series ({l['dicom_files']} files) preprocessed to a fixed shape, from the files and from "
+                   "the float16 `VolumeCache`:\n\n" + table(['source', 'epoch', 'ratio', 'bytes'], [
+                       ['DICOM files + `VolumePrep`', f"{l['dicom_epoch_s']} s", '1', f"{l['float32_bytes']:,} as float32"],
+                       ['`VolumeCache` (float16 `.npy`)', f"{l['cache_epoch_s']} s", f"{l['speedup']}x faster", f"{l['cache_bytes']:,} ({l['size_ratio']} of float32)"]]) +
+                   f"\n\nThe cache is built once ({l['build_s']} s); its largest rounding error on [0, 1] volumes is {l['max_abs_error']}.")
+    if 'speed' in r:
+        s = r['speed']
+        out.append(f"(b) Training throughput of the same 3D model ({s['arch']}, {'x'.join(map(str, s['shape']))}, fp32) on AdrenalMNIST3D, alternating, best of two epochs:\n\n" +
+                   table(['loop', 'volumes/s', 'vs plain loop'], [['plain PyTorch loop over a preloaded tensor', s['loop_vol_s'], '1.00'],
+                                                                 ['medfast (`volume_dls` + `task_learner`)', s['learner_vol_s'], f"{s['ratio']:.2f}"]]))
+    if 'recipe' in r:
+        c = r['recipe']; rc = c['recipe']
+        out.append(f"(c) The `'medmnist3d'` recipe ({rc['arch']} at {rc['size']}^3, {rc['epochs']} epochs) on the official split; the test split is held out:\n\n" +
+                   table(['train time', 'val AUROC', 'accuracy', 'sensitivity', 'specificity', 'balanced accuracy'],
+                         [[f"{c['seconds']/60:.1f} min", c['auroc'], c['accuracy'], c['sensitivity'], c['specificity'], c['balanced_accuracy']]]))
+    return '\n\n'.join(out)
+
+def detection(r):
+    out = []
+    if 'speed' in r:
+        s = r['speed']; base = next(v for k, v in s.items() if k.startswith('plain'))
+        out.append("(a) One epoch of the `'lungs'` detector plus scoring the validation images, alternating, best of two:\n\n" +
+                   table(['loop', 'epoch', 'images/s', 'vs plain loop'], [[k, f"{v['seconds']} s", v['images_per_s'], f"{v['images_per_s']/base['images_per_s']:.2f}"] for k, v in s.items()]))
+    if 'recipe' in r:
+        c = r['recipe']
+        out.append("(b) The `'lungs'` recipe, measured in the original pixels of the validation images:\n\n" +
+                   table(['train time', 'train images/s', 'mAP@0.5 (VOC 2010)', 'COCO mAP@[.5:.95]', *[f"AP@0.5 {k}" for k in c['ap50']]],
+                         [[f"{c['minutes']} min", c['train_images_per_s'], f"{c['map50']:.3f}", f"{c['map']:.3f}", *[f"{v:.3f}" for v in c['ap50'].values()]]]))
+    return '\n\n'.join(out)
+
+SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Which decoders read which compressed DICOM files', decoders),
+            ('chest_xray', 'Chest X-ray pneumonia classification', chest_xray), ('retinopathy', 'Diabetic retinopathy grading', retinopathy),
+            ('volumes', '3D volumes: DICOM series, the cache, AdrenalMNIST3D', volumes), ('detection', 'Chest X-ray detection: lung boxes', detection)]
+
+def render() -> str:
+    parts = ["<!-- generated by tools/benchmarks.py from bench/results/*.json: run the benchmark, then the tool; never edit by hand -->\n\n# Benchmarks\n\n"
+             "Each section comes from one script in `bench/`, which prints its tables and writes them as JSON to `bench/results/`. Figures "
+             "within a table were measured side by side in one run; compare ratios, not absolute times across sections or machines."]
+    for name, title, fn in SECTIONS:
+        f = RESULTS/f'{name}.json'
+        if not f.exists(): parts.append(f"## {title}\n\nNo results yet: run `python bench/{name}.py`."); continue
+        doc = json.loads(f.read_text())
+        parts.append(f"## {title}\n\n{where(doc)}\n\n{fn(doc['results'])}")
+    return '\n\n'.join(parts) + '\n'
+
+if __name__ == '__main__':
+    txt, out = render(), ROOT/'BENCHMARKS.md'
+    if '--check' in sys.argv:
+        ok = out.exists() and out.read_text() == txt
+        print('BENCHMARKS.md is up to date' if ok else 'BENCHMARKS.md is out of date: run python tools/benchmarks.py')
+        sys.exit(0 if ok else 1)
+    out.write_text(txt)
