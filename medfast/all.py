@@ -8,6 +8,7 @@ __all__ = []
 # %% ../nbs/15_all.ipynb #cdb57aaa
 from .core import *
 from .dicom import *
+from .deid import *
 from .vision import *
 from .fundus import *
 from .data import *

@@ -11,7 +11,8 @@ __all__ = ['BOX_FORMATS', 'SIIM_STUDY_COLUMNS', 'SIIM_STUDY_LABELS', 'Annotation
            'plot_box_grid', 'plot_boxes_per_image']
 
 # %% ../nbs/07_boxes.ipynb #ec0904cf
-import json, os, re, warnings
+import json, math, os, re, warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
@@ -111,7 +112,7 @@ def image_size(path) -> tuple[int, int]:
         return int(h.Columns), int(h.Rows)
     try:
         with Image.open(p) as im: return im.size
-    except (OSError, ValueError) as e: raise ImageReadError(p, f"not a readable image ({e})") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as e: raise ImageReadError(p, f"not a readable image ({e})") from None
 
 # %% ../nbs/07_boxes.ipynb #7f7c2bd4
 _PATIENT_KEYS = ('patient', 'patientid', 'patient_id', 'PatientID')
@@ -122,6 +123,13 @@ def _find_image(name, roots):
         p = r/name
         if p.is_file(): return p
     return roots[0]/name
+
+def _keys(file, what, items, keys):
+    "`AnnotationError` naming the first entry of a COCO list that is not an object with `keys`"
+    for i, o in enumerate(items):
+        if not isinstance(o, dict) or (miss := [k for k in keys if k not in o]):
+            raise AnnotationError(f"{Path(file).name}: {what}[{i}] has no {' or '.join(map(repr, miss if isinstance(o, dict) else keys))} "
+                                  f"(each entry of {what!r} needs {', '.join(map(repr, keys))}): {str(o)[:120]}")
 
 def read_coco(file, # COCO detection JSON
               images=None, # Folder of the images (default: next to the JSON, or its `images/` sub-folder)
@@ -134,6 +142,7 @@ def read_coco(file, # COCO detection JSON
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise AnnotationError(f"{file}: not a JSON file ({e})") from None
     for k in ('images', 'annotations', 'categories'):
         if not isinstance(d.get(k), list): raise AnnotationError(f"{file}: no {k!r} list (a COCO detection file has images, annotations and categories)")
+    _keys(file, 'categories', d['categories'], ('id', 'name')); _keys(file, 'images', d['images'], ('id', 'file_name'))
     cats = {c['id']: str(c['name']) for c in sorted(d['categories'], key=lambda c: c['id'])}
     roots = [Path(images)] if images is not None else [file.parent, file.parent/'images']
     rows, ids = [], {}
@@ -145,7 +154,7 @@ def read_coco(file, # COCO detection JSON
         if pk is not None: meta['patient'] = str(meta.pop(pk))
         ids[im['id']] = len(rows)
         rows.append(dict(item=_find_image(im['file_name'], roots), image_id=im['id'], width=im.get('width'), height=im.get('height'), bboxes=[], labels=[], **meta))
-    crowd = 0
+    crowd, dropped = 0, []
     for a in d['annotations']:
         where = f"{file.name}: annotation {a.get('id', '?')}"
         if a.get('image_id') not in ids: raise AnnotationError(f"{where} points at image {a.get('image_id')!r}, which the file does not list")
@@ -153,6 +162,7 @@ def read_coco(file, # COCO detection JSON
         bb = a.get('bbox')
         if not isinstance(bb, (list, tuple)) or len(bb) != 4 or not all(isinstance(v, (int, float)) for v in bb): raise AnnotationError(f"{where}: bbox {bb!r} is not four numbers")
         if a.get('iscrowd'): crowd += 1; continue
+        if not all(math.isfinite(v) for v in bb): dropped.append((a.get('id', '?'), 'NaN or infinite coordinates')); continue
         if not (bb[2] > 0 and bb[3] > 0): raise AnnotationError(f"{where}: bbox {bb!r} has no area")
         r = rows[ids[a['image_id']]]
         r['bboxes'].append(convert_boxes(bb, 'xywh', 'xyxy')[0].tolist()); r['labels'].append(cats[a['category_id']])
@@ -167,10 +177,16 @@ def read_coco(file, # COCO detection JSON
                 r['bboxes'] = resize_boxes(r['bboxes'], (r['width'], r['height']), (w, h)).tolist(); rescaled.append(Path(r['item']).name)
             r['width'], r['height'] = w, h
         b = as_boxes(r['bboxes']); c = clip_boxes(b, (r['width'], r['height']))
-        clipped += int((np.abs(c - b) > 1e-6).any(1).sum()); r['bboxes'] = c.tolist()
+        inside = (c[:, 2] > c[:, 0]) & (c[:, 3] > c[:, 1])
+        dropped += [(Path(r['item']).name, 'wholly outside the image')]*int((~inside).sum())
+        clipped += int(((np.abs(c - b) > 1e-6).any(1) & inside).sum())
+        r['bboxes'], r['labels'] = c[inside].tolist(), [l for l,k in zip(r['labels'], inside) if k]
+    if dropped:
+        why = Counter(w for _,w in dropped)
+        warnings.warn(f"{file.name}: dropped {len(dropped)} box(es): " + ', '.join(f"{n} {w}" for w,n in why.items()) + f" (e.g. {dropped[0][0]})")
     df = pd.DataFrame(rows)
     df.attrs['categories'] = list(cats.values())
-    df.attrs['coco'] = dict(images=len(df), boxes=int(df.labels.map(len).sum()) if len(df) else 0, rescaled=rescaled, clipped=clipped, crowd=crowd)
+    df.attrs['coco'] = dict(images=len(df), boxes=int(df.labels.map(len).sum()) if len(df) else 0, rescaled=rescaled, clipped=clipped, crowd=crowd, dropped=len(dropped))
     return df
 
 # %% ../nbs/07_boxes.ipynb #a9e84b4f

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'data_absences', 'SLOW_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError', 'ImageReadError',
-           'DicomReadError', 'ModelFormatError', 'project_root', 'data_dir', 'data_path', 'find_data', 'slow_run',
-           'machine_info', 'atomic_write', 'seed_everything']
+           'DicomReadError', 'ModelFormatError', 'TrainingError', 'MissingDependencyError', 'project_root', 'data_dir',
+           'data_path', 'find_data', 'slow_run', 'machine_info', 'atomic_write', 'json_text', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #9ff4aad3
-import os
+import json, math, os
 from pathlib import Path
 
 # %% ../nbs/00_core.ipynb #91f4571a
@@ -36,6 +36,12 @@ class DicomReadError(ImageReadError):
 
 class ModelFormatError(MedfastError, ValueError):
     "A saved model that cannot be loaded safely: missing file, unknown format version, or a spec that does not match its weights"
+
+class TrainingError(MedfastError, RuntimeError):
+    "Training that cannot give a usable model (a non-finite loss); nothing is exported"
+
+class MissingDependencyError(MedfastError, ImportError):
+    "An optional package a feature needs is not installed; the message gives the install line"
 
 # %% ../nbs/00_core.ipynb #2ad7ec90
 DATA_ENV = 'MEDFAST_DATA'
@@ -108,6 +114,21 @@ def atomic_write(fname, # The file to write
         os.replace(tmp, fname)
     finally: tmp.unlink(missing_ok=True)
     return fname
+
+# %% ../nbs/00_core.ipynb #b07cec37
+def _plain(o):
+    "JSON-ready copy: numpy and torch values to Python ones, tuples to lists, paths to text, NaN and infinities to None"
+    if isinstance(o, dict): return {str(k): _plain(v) for k,v in o.items()}
+    if isinstance(o, (list, tuple)): return [_plain(v) for v in o]
+    if hasattr(o, 'tolist') and type(o).__module__.split('.')[0] in ('numpy', 'torch'): return _plain(o.tolist())
+    if isinstance(o, float): return o if math.isfinite(o) else None
+    if isinstance(o, (str, int, bool)) or o is None: return o
+    return str(o)
+
+def json_text(o, # Dicts, lists, numbers (numpy and torch included), paths
+              indent:int|None=None) -> str:
+    "Strict JSON of `o`: an undefined figure (NaN, an infinity) is `null`, which every JSON reader parses"
+    return json.dumps(_plain(o), indent=indent, allow_nan=False)
 
 # %% ../nbs/00_core.ipynb #5437a365
 def seed_everything(seed:int=42, # The seed for every generator

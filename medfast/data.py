@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['CHEST_XRAY_PATIENT_RE', 'PRESETS', 'SPLITS', 'use_preset', 'PatientFromName', 'items_from_folder', 'items_from_df',
-           'items_from_csv', 'items_from_npz', 'split_by_patient', 'split_stratified', 'split_by_folder', 'label_vocab',
-           'split_table', 'oversample', 'balanced_weights', 'class_weights', 'table_dataloaders', 'image_dls']
+           'items_from_csv', 'items_from_npz', 'split_by_patient', 'split_stratified', 'split_by_folder',
+           'check_labels', 'label_vocab', 'split_table', 'oversample', 'balanced_weights', 'class_weights',
+           'table_dataloaders', 'image_dls']
 
 # %% ../nbs/03_data.ipynb #c1468b15
 import re, warnings
@@ -48,6 +49,19 @@ class PatientFromName:
     def __setstate__(self, d): self.__init__(d['pattern'])
 
 # %% ../nbs/03_data.ipynb #bba1141a
+def _class_depth(path:Path, files:list) -> tuple[list, list]:
+    "The files at the tree's image depth, `class/x` or `split/class/x` (the depth most images have), and their relative paths; a warning names the rest"
+    rel = [p.relative_to(path) for p in files]
+    depth = Counter(len(r.parts) for r in rel).most_common(1)[0][0]
+    if depth < 2: raise InvalidArgumentError(f"{path}: images must sit in class folders (e.g. NORMAL/x.jpeg), found loose files: {', '.join([str(r) for r in rel if len(r.parts) < 2][:5])}")
+    if depth > 3: raise InvalidArgumentError(f"{path}: most images are {depth - 1} folders deep (e.g. {rel[0]}); class folders sit directly in the folder "
+                                             "(NORMAL/x.jpeg) or in split folders (train/NORMAL/x.jpeg)")
+    if off := [r for r in rel if len(r.parts) != depth]:
+        warnings.warn(f"{path}: ignored {len(off)} image(s) not {depth - 1} folder(s) deep like the others, e.g. {', '.join(map(str, off[:3]))}: "
+                      f"class folders are {'FOLDER/<class>/' if depth == 2 else 'FOLDER/<split>/<class>/'}, and their sub-folders are not classes")
+    keep = [len(r.parts) == depth for r in rel]
+    return [f for f,k in zip(files, keep) if k], [r for r,k in zip(rel, keep) if k]
+
 def items_from_folder(path, # Folder with one sub-folder per class, possibly under split folders (`train/NORMAL/...`)
                       patient_re:str|None=None, # Regex whose first group is the patient id in file names; None: one patient per image
                       exts:tuple=IMAGE_EXTS, # File suffixes to keep
@@ -59,10 +73,7 @@ def items_from_folder(path, # Folder with one sub-folder per class, possibly und
     if not path.is_dir(): raise DataMissingError(f"{path}: no such folder")
     files = sorted(p for p in path.rglob('*') if p.suffix.lower() in exts and p.is_file() and not p.name.startswith('.'))
     if not files: raise DataMissingError(f"{path}: no images ({', '.join(exts)}) in this folder or below")
-    rel = [p.relative_to(path) for p in files]
-    if any(len(r.parts) < 2 for r in rel):
-        loose = [str(r) for r in rel if len(r.parts) < 2]
-        raise InvalidArgumentError(f"{path}: images must sit in class folders (e.g. NORMAL/x.jpeg), found loose files: {', '.join(loose[:5])}")
+    files, rel = _class_depth(path, files)
     df = pd.DataFrame({'item': [str(p) for p in files], 'label': [p.parent.name for p in files],
                        'folder': [r.parts[0] if len(r.parts) > 2 else '' for r in rel]})
     df['patient'] = [PatientFromName(patient_re)(p) for p in files] if patient_re else df['item']
@@ -156,7 +167,8 @@ def split_stratified(df:pd.DataFrame, valid_pct:float=0.15, seed:int=42, label:s
     _check_pct(valid_pct)
     df = df.copy()
     sp = StratifiedShuffleSplit(1, test_size=valid_pct, random_state=seed) if label in df else ShuffleSplit(1, test_size=valid_pct, random_state=seed)
-    _,va = next(sp.split(np.zeros(len(df)), df[label].astype(str) if label in df else None))
+    try: _,va = next(sp.split(np.zeros(len(df)), df[label].astype(str) if label in df else None))
+    except ValueError as e: raise InvalidArgumentError(f"split_stratified cannot split this table: {e}") from None
     df['is_valid'] = False; df.iloc[va, df.columns.get_loc('is_valid')] = True
     return df
 
@@ -177,6 +189,27 @@ def split_by_folder(df:pd.DataFrame, # Item table
     return df
 
 SPLITS = ('patient', 'stratified', 'folder')
+
+def _key(v) -> str: return str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v)
+
+def check_labels(df:pd.DataFrame, # Item table with `label`
+                 allowed=None, # The recipe's label set (e.g. grades 0..4); None: any, but no negative grades
+                 label:str='label') -> pd.DataFrame:
+    "`df` with checked labels, converted to the values of `allowed`; `InvalidArgumentError` naming the rows (and files) that break the rule"
+    def fail(mask, why):
+        bad = np.flatnonzero(np.asarray(mask)).tolist()
+        show = lambda v: repr(v) if isinstance(v, str) else str(v.item() if isinstance(v, np.generic) else v)
+        rows = '; '.join(f"row {df.index[i]} ({Path(str(df['item'].iloc[i])).name if 'item' in df else ''}): {show(df[label].iloc[i])}" for i in bad[:5])
+        raise InvalidArgumentError(f"{len(bad)} label(s) {why}: {rows}{' ...' if len(bad) > 5 else ''}")
+    y = df[label]
+    if y.isna().any(): fail(y.isna(), 'missing')
+    if allowed is not None:
+        known = {_key(v): v for v in allowed}
+        keys = y.map(_key)
+        if (~keys.isin(list(known))).any(): fail(~keys.isin(list(known)), f"outside the recipe's label set {', '.join(known)}")
+        return df.assign(**{label: keys.map(known)})
+    if pd.api.types.is_numeric_dtype(y) and (y < 0).any(): fail(y < 0, 'are negative: numeric labels are grades 0, 1, 2, ...')
+    return df
 
 def label_vocab(labels) -> list:
     "The classes in model order: integer labels are grades `0..max` (a grade no image has still gets its output), others sorted"
@@ -238,6 +271,11 @@ def table_dataloaders(dblock:DataBlock, df:pd.DataFrame, # An item table with `i
     if seed is not None: torch.manual_seed(seed)
     return dblock.weighted_dataloaders(df, wgts=balanced_weights(df), **kw) if sampling == 'weighted' else dblock.dataloaders(df, **kw)
 
+def _two_classes(df, why=''):
+    "`InvalidArgumentError` unless the training rows hold at least two classes"
+    tr = df.label[~df.is_valid]
+    if tr.nunique() < 2: raise InvalidArgumentError(f"image_dls: the training split has {'one class only (' + repr(tr.iloc[0]) + ')' if len(tr) else 'no images'}{why}; a classifier needs at least two")
+
 def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
               size:int=128, # Training size
               item_size:int|None=None, # Presize (default: `size` x 1.15, a multiple of 8)
@@ -261,15 +299,15 @@ def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
     if 'is_valid' not in df: raise InvalidArgumentError("image_dls needs a split (an `is_valid` column): use split_by_patient, split_stratified or split_by_folder")
     if sampling not in (None, 'none', 'oversample', 'weighted'): raise InvalidArgumentError(f"sampling must be None, 'oversample' or 'weighted', not {sampling!r}")
     if len(df) == 0 or (~df.is_valid).sum() == 0: raise InvalidArgumentError("image_dls: no training images in the table")
-    if not regression and df.label[~df.is_valid].nunique() < 2:
-        raise InvalidArgumentError(f"image_dls: the training split has one class only ({df.label[~df.is_valid].iloc[0]!r}); a classifier needs at least two")
+    if not regression: _two_classes(df)
     item_size = (item_size or int(round(size*1.15/8)*8)) if aug else size
     blk = MedImageBlock(item_size, channels, method, voi, pre=pre)
     if preload:
-        bad = blk.type_tfms[0].preload(df['item'], on_error=on_error)
+        bad = list(dict.fromkeys(blk.type_tfms[0].preload(df['item'], on_error=on_error)))   # each unreadable file once
         if bad:
             warnings.warn(f"skipping {len(bad)} unreadable image(s): {', '.join(map(str, bad[:5]))}{' ...' if len(bad) > 5 else ''}")
             df = df[~df['item'].isin(bad)].reset_index(drop=True)
+            if not regression: _two_classes(df, f" after skipping {len(bad)} unreadable image(s)")
     if sampling == 'oversample': df = oversample(df, seed=seed or 0)
     batch_tfms = (medical_aug(size, **aug) if isinstance(aug, dict) else medical_aug(size)) if aug else []
     dblock = DataBlock(blocks=(blk, RegressionBlock if regression else CategoryBlock(vocab=vocab)), get_x=ColReader('item'), get_y=ColReader('label'),

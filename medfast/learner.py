@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'cpu_bf16_supported', 'default_device', 'resolve_precision', 'precision_table', 'Autocast',
-           'ChannelsLastLayout', 'PlainTrainTensors', 'precision_callbacks', 'RunRecord', 'last_metrics', 'fit_curves',
-           'record', 'find_tfms', 'Task', 'adamw', 'task_learner', 'task_of', 'table_preds', 'find_lr', 'fit',
-           'fine_tune', 'train', 'evaluate', 'predict']
+           'ChannelsLastLayout', 'PlainTrainTensors', 'precision_callbacks', 'RunRecord', 'FiniteLoss', 'last_metrics',
+           'fit_curves', 'record', 'find_tfms', 'Task', 'adamw', 'task_learner', 'task_of', 'table_preds', 'find_lr',
+           'fit', 'fine_tune', 'train', 'evaluate', 'predict']
 
 # %% ../nbs/09_learner.ipynb #4c49dfdc
 import re, time
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
+from fastai.callback.schedule import LRFinder
 from fastai.callback.schedule import *   # patches fit_one_cycle, lr_find, fine_tune onto Learner
 from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 
-from .core import InvalidArgumentError, seed_everything
+from .core import InvalidArgumentError, TrainingError, seed_everything
 from .recipes import TASKS, get_recipe, get_task
 from .models import model_splitter
 
@@ -105,6 +106,14 @@ class RunRecord(Callback):
         self.task, self.recipe, self.spec = task, dict(recipe), dict(spec or {})
         self.history, self.curves, self.valid, self.thresholds, self.weights_report = [], [], {}, None, None
 
+class FiniteLoss(Callback):
+    "Stop training with a `TrainingError` at the first non-finite training loss, so that a diverged model is never exported"
+    order = 1
+    def after_loss(self):
+        if self.training and not torch.isfinite(self.learn.loss).all() and not any(isinstance(c, LRFinder) for c in self.learn.cbs):   # the finder diverges on purpose
+            raise TrainingError(f"the training loss became {float(self.learn.loss)} at epoch {self.epoch}, batch {self.iter}: "
+                                "check the data for NaN or infinite values, or lower the learning rate; no model was written")
+
 def last_metrics(learn:Learner) -> dict:
     "The final validation loss and metrics of the last fit, by name"
     r = learn.recorder
@@ -177,7 +186,7 @@ def task_learner(dls, # From `task.dls`
     r = task.resolve(dls, dict(r))
     r['precision'] = resolve_precision(r.get('precision', 'auto'), dls.device, task)
     model = task.model(dls, r)
-    cbs = precision_callbacks(r['precision']) + task.callbacks(r) + [RunRecord(task.name, r, spec)]
+    cbs = precision_callbacks(r['precision']) + task.callbacks(r) + [RunRecord(task.name, r, spec), FiniteLoss()]
     learn = Learner(dls, model, loss_func=task.loss(dls, r), metrics=task.metrics(dls, r), splitter=task.splitter, cbs=cbs, opt_func=adamw, **kwargs)
     learn.run_record.weights_report = getattr(model, 'load_report', None)
     if learn.run_record.weights_report is not None: learn.freeze()

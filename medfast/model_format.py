@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .core import ModelFormatError, InvalidArgumentError
+from .core import ModelFormatError, InvalidArgumentError, json_text
 from .recipes import get_task
 from .learner import Learner, task_learner, task_of
 
@@ -36,14 +36,6 @@ def _versions() -> dict:
     return dict(medfast=medfast.__version__, torch=torch.__version__.split('+')[0], fastai=fastai.__version__, python=platform.python_version())
 
 # %% ../nbs/11_model_format.ipynb #e6c9bb56
-def _plain(o):
-    "JSON-ready copy: numpy and torch scalars and arrays to Python values, tuples to lists"
-    if isinstance(o, dict): return {str(k): _plain(v) for k,v in o.items()}
-    if isinstance(o, (list, tuple)): return [_plain(v) for v in o]
-    if isinstance(o, (torch.Tensor,)) or type(o).__module__ == 'numpy': return _plain(o.tolist()) if hasattr(o, 'tolist') else o
-    if isinstance(o, Path): return str(o)
-    return o
-
 def export(learn:Learner, path, # Where to write: `x` or `x.pt` writes `x.pt` and `x.json`
            metrics:dict|None=None, # Validation figures to record (default: the run's)
           ) -> dict:
@@ -57,7 +49,7 @@ def export(learn:Learner, path, # Where to write: `x` or `x.pt` writes `x.pt` an
                 spec=rr.spec | task_of(learn).spec(learn), thresholds=rr.thresholds, versions=_versions(),
                 weights=dict(file=w.name, sha256=_sha256(tw)), weights_report=rr.weights_report, history=rr.history, curves=rr.curves,
                 valid=rr.valid if metrics is None else metrics)
-    ts.write_text(json.dumps(_plain(spec), indent=1))
+    ts.write_text(json_text(spec, indent=1))
     os.replace(tw, w); os.replace(ts, s)
     return spec
 

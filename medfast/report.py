@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn import metrics as skm
 
-from .core import InvalidArgumentError, atomic_write, machine_info
+from .core import InvalidArgumentError, atomic_write, json_text, machine_info
 from .learner import predict, task_of
 from .model_format import export, load_model, model_files
 
@@ -194,5 +194,5 @@ def save_run(learn, # A trained learner
     rr = learn.run_record
     info = dict(task=rr.task, recipe=rr.recipe, data=data, valid=rr.valid, date=time.strftime('%Y-%m-%d %H:%M'), machine=machine_info(),
                 train_minutes=round(sum(h.get('seconds', 0) for h in rr.history)/60, 2), model=str(model_files(folder/'model.pt')[0]))
-    atomic_write(folder/'metrics.json', json.dumps(info, indent=1, default=str))
+    atomic_write(folder/'metrics.json', json_text(info, indent=1))
     return info | write_report(folder, learn, table)

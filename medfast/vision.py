@@ -8,7 +8,7 @@ __all__ = ['IMAGE_EXTS', 'NpzItem', 'BlankItem', 'npz_items', 'read_npz', 'read_
            'plot_images_per_patient']
 
 # %% ../nbs/02_vision.ipynb #d51186a6
-import re, warnings
+import pickle, re, warnings, zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,23 +44,50 @@ class BlankItem:
 
 _NPZ = {}
 def _npz(file):
-    "Arrays of an npz file, opened once per process"
+    "Arrays of an npz file, opened once per process; `InvalidArgumentError` for a file that is not a plain npz of numbers"
     file = str(file)
     if file not in _NPZ:
-        try: _NPZ[file] = dict(np.load(file))
+        try:
+            z = np.load(file)
+            if not isinstance(z, np.lib.npyio.NpzFile): raise InvalidArgumentError(f"{file}: a single .npy array, not an npz file of named arrays")
+            with z: _NPZ[file] = dict(z)
         except FileNotFoundError: raise DataMissingError(f"{file}: no such npz file") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+            if isinstance(e, InvalidArgumentError): raise
+            raise InvalidArgumentError(f"{file}: not a readable npz file of numeric arrays ({str(e).splitlines()[0]})") from None
     return _NPZ[file]
+
+def _rows(idx, n=5) -> str: return ', '.join(map(str, idx[:n])) + (f" (and {len(idx) - n} more)" if len(idx) > n else '')
+
+def _npz_labels(file, y, n:int, key:str) -> np.ndarray:
+    "`y` as one integer label per row, or `InvalidArgumentError` naming the key, the expected shape and the rows"
+    if y.dtype.kind not in 'biuf' or len(y) != n:
+        raise InvalidArgumentError(f"{file}: '{key}' must hold {n} numeric labels, shape ({n},) or ({n}, 1); it is {y.dtype} of shape {y.shape}")
+    y = y.reshape(n, -1)
+    if y.shape[1] > 1:
+        if not (np.isin(y, (0, 1)).all() and (y.sum(1) == 1).all()):
+            raise InvalidArgumentError(f"{file}: '{key}' has shape {y.shape}: several labels per row (multi-label) are not supported; expected ({n},) or ({n}, 1)")
+        warnings.warn(f"{file}: '{key}' is one-hot {y.shape}: converted to class indices 0..{y.shape[1] - 1}")
+        y = y.argmax(1)[:,None]
+    y = y[:,0]
+    if bad := np.flatnonzero(~np.isfinite(y) | (y != np.round(y))).tolist(): raise InvalidArgumentError(f"{file}: '{key}' rows {_rows(bad)} are not whole numbers")
+    if bad := np.flatnonzero(y < 0).tolist(): raise InvalidArgumentError(f"{file}: '{key}' rows {_rows(bad)} are negative ({y[bad[0]]}); labels are class indices 0, 1, ...")
+    return y.astype(np.int64)
 
 def npz_items(file, # MedMNIST-style .npz file
               split:str='train', # `train`, `val` or `test`: reads `{split}_images` and `{split}_labels`
              ) -> tuple[list, np.ndarray]:
-    "Items and integer labels of one split of an npz file"
+    "Items and integer labels of one split of an npz file, checked: numeric rows of 2D images `(H,W)`, `(H,W,C)` or volumes, finite, one label each"
     a = _npz(file)
-    k = f'{split}_images'
+    k, kl = f'{split}_images', f'{split}_labels'
     if k not in a: raise InvalidArgumentError(f"{file}: no '{k}' array (it has {', '.join(sorted(a))})")
-    labels = a[f'{split}_labels'].reshape(len(a[k]), -1)
-    labels = labels[:,0] if labels.shape[1] == 1 else labels
-    return [NpzItem(str(file), k, i) for i in range(len(a[k]))], labels
+    x = a[k]
+    if kl not in a: raise InvalidArgumentError(f"{file}: no '{kl}' array: '{k}' needs one label per row, shape ({len(x)},) or ({len(x)}, 1)")
+    if x.dtype.kind not in 'biuf' or x.ndim not in (3, 4, 5) or x.size == 0:
+        raise InvalidArgumentError(f"{file}: '{k}' must be a non-empty numeric array of rows (N,H,W), (N,H,W,C) or (N,Z,Y,X); it is {x.dtype} of shape {x.shape}")
+    if x.dtype.kind == 'f' and (bad := np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1)).tolist()):
+        raise InvalidArgumentError(f"{file}: '{k}' rows {_rows(bad)} hold NaN or infinite values")
+    return [NpzItem(str(file), k, i) for i in range(len(x))], _npz_labels(file, a[kl], len(x), kl)
 
 def read_npz(item:NpzItem) -> np.ndarray:
     "The stored array of one npz row (any shape: a 2D image or a 3D volume); `ImageReadError` naming the item when there is no such row"
@@ -203,7 +230,7 @@ def medical_aug(size:int|tuple|None=None, # Training size (second half of presiz
 def dataset_stats(dls, # `DataLoaders` (the training split is measured) or a `DataLoader`
                   n_batches:int|None=None, # Batches to measure (None: the whole split)
                  ) -> tuple[list, list]:
-    "Per-channel mean and std of the training images, without augmentation"
+    "Per-channel mean and std of the training images, without augmentation (std 1 for a channel that does not vary)"
     dl = getattr(dls, 'train', dls).new(shuffle=False, drop_last=False, after_batch=[IntToFloatTensor()])
     s = s2 = n = 0
     for i,b in enumerate(dl):
@@ -211,7 +238,8 @@ def dataset_stats(dls, # `DataLoaders` (the training split is measured) or a `Da
         x = b[0].float()
         s = s + x.sum((0,2,3)).double(); s2 = s2 + (x.double()**2).sum((0,2,3)); n += x.numel()/x.shape[1]
     if not n: raise InvalidArgumentError("dataset_stats: the training split is empty")
-    m = s/n; sd = (s2/n - m**2).clamp_min(1e-12).sqrt()
+    m = s/n; sd = (s2/n - m**2).clamp_min(0).sqrt()
+    sd = torch.where(sd < 1e-3, torch.ones_like(sd), sd)   # a channel that does not vary (under a quarter of a grey level) is not scaled
     return [round(float(v), 5) for v in m], [round(float(v), 5) for v in sd]
 
 def add_normalize(dls, # `DataLoaders` to change in place

@@ -12,7 +12,7 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 
 from ..core import InvalidArgumentError
 from ..vision import LoadImage, BlankItem, normalize_stats
-from ..data import image_dls, class_weights, label_vocab
+from ..data import image_dls, class_weights, label_vocab, check_labels
 from ..models import create_model
 from ..metrics import binary_metrics, multiclass_metrics, classification_metrics, expected_grade, predict_labels
 from ..ordinal import to_ordinal, fit_thresholds
@@ -51,7 +51,8 @@ class Classify(Task):
         kw = dict(size=r['size'], item_size=r['item_size'], bs=r['bs'], channels=r['channels'], aug=r['aug'], seed=r['seed'], pre=fundus_pre(r['pre'], r['ben']))
         if spec is not None:
             return image_dls(_placeholder(spec['vocab'], (8, 8)), **kw, sampling=None, vocab=spec['vocab'], normalize=spec['stats'], preload=False)
-        return image_dls(table, **kw, sampling=r['sampling'], on_error=r['on_error'], vocab=label_vocab(table['label']))
+        table, labels = check_labels(table, r.get('labels')), r.get('labels')
+        return image_dls(table, **kw, sampling=r['sampling'], on_error=r['on_error'], vocab=list(labels) if labels is not None else label_vocab(table['label']))
     def resolve(self, dls, r):
         if r['objective'] not in OBJECTIVES: raise InvalidArgumentError(f"objective must be one of {', '.join(OBJECTIVES)}, not {r['objective']!r}")
         cw = 'balanced' if r['objective'] == 'weighted' and r['class_weight'] is None else r['class_weight']

@@ -21,11 +21,11 @@ from fastai.vision.augment import RandTransform
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 
 from ..core import InvalidArgumentError
-from ..vision import BlankItem
+from ..vision import BlankItem, NpzItem, read_npz
 from ..volume import VolumePrep, VolumeCache, show_volume
 from ..models import create_model, RESNET3D, _resnet3d_depth
 from ..metrics import binary_metrics, multiclass_metrics
-from ..data import oversample, table_dataloaders, label_vocab
+from ..data import oversample, table_dataloaders, label_vocab, check_labels
 from ..learner import Task, table_preds
 from .classify import Classify, _placeholder
 
@@ -186,6 +186,7 @@ class Volume(Classify):
         if spec is not None:
             table = _placeholder(spec['vocab'], (spec['channels'], *_shape(r['size'])))
             return volume_dls(table, self.prep(r), bs=r['bs'], aug=r['aug'], vocab=spec['vocab'], seed=r['seed'])
+        table = check_labels(table)
         return volume_dls(table, self.prep(r), bs=r['bs'], aug=r['aug'], sampling=r['sampling'], vocab=label_vocab(table['label']), seed=r['seed'])
     def resolve(self, dls, r):
         loss = r['loss'] or ('bce' if dls.c == 2 else 'ce')
@@ -200,7 +201,10 @@ class Volume(Classify):
         return LabelSmoothingCrossEntropyFlat(eps=r['label_smoothing']) if r['label_smoothing'] else CrossEntropyLossFlat()
     def metrics(self, dls, r): return binary_metrics(logit=True) if r['loss'] == 'bce' else multiclass_metrics(kappa=False)
     def callbacks(self, r): return Task.callbacks(self, r)
-    def spec(self, learn): return dict(vocab=list(learn.dls.vocab), channels=int(learn.dls.one_batch()[0].shape[1]))
+    def spec(self, learn):
+        "Classes, channels and, for npz rows, the stored row shape (which tells volumes `(Z,Y,3)` from colour images when the model is evaluated)"
+        it = learn.dls.train_ds.items['item'].iloc[0]
+        return dict(vocab=list(learn.dls.vocab), channels=int(learn.dls.one_batch()[0].shape[1])) | ({'rows': list(np.shape(read_npz(it)))} if isinstance(it, NpzItem) else {})
     def predict(self, learn, table, tta=False): return table_preds(learn, table, tta=tta)
 
 TASK = Volume()
