@@ -65,6 +65,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'medfast.cli._train_parser': ('cli.html#_train_parser', 'medfast/cli.py'),
                              'medfast.cli._train_table': ('cli.html#_train_table', 'medfast/cli.py'),
                              'medfast.cli._warn': ('cli.html#_warn', 'medfast/cli.py'),
+                             'medfast.cli._warnings_to_stderr': ('cli.html#_warnings_to_stderr', 'medfast/cli.py'),
                              'medfast.cli.check_outputs': ('cli.html#check_outputs', 'medfast/cli.py'),
                              'medfast.cli.choose_task': ('cli.html#choose_task', 'medfast/cli.py'),
                              'medfast.cli.find_dicoms': ('cli.html#find_dicoms', 'medfast/cli.py'),

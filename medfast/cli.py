@@ -386,7 +386,7 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
     stdout = sys.stdout
     try:
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
+            _warnings_to_stderr()
             rc, payload, text = COMMANDS[args.cmd](args)
     except UsageError as e: _warn(e); return EXIT_USAGE
     except MedfastError as e: _warn(e); return EXIT_ERROR
@@ -395,6 +395,12 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
     if text: print(text, file=stdout)
     print(json_text(payload), file=stdout)
     return rc
+
+def _warnings_to_stderr():
+    "Inside `catch_warnings`: medfast's warnings (an ignored image, a converted label) each reach stderr as a `medfast:` line, whatever the host does with warnings"
+    warnings.filterwarnings('always', module=r'medfast\.')
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: _warn(f"warning: {message}")
 
 def _bug(e:Exception) -> int:
     "An error medfast did not anticipate: one line naming it (the traceback with MEDFAST_DEBUG=1), exit status 4"
