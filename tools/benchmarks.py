@@ -4,7 +4,7 @@ Each section: what the benchmark compares (prose without figures), where it ran 
 tables. A benchmark without results is listed with the command that makes them. `python tools/benchmarks.py --check` exits 1 when
 BENCHMARKS.md is out of date instead of writing it.
 """
-import json, sys
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +115,5 @@ def render() -> str:
     return '\n\n'.join(parts) + '\n'
 
 if __name__ == '__main__':
-    txt, out = render(), ROOT/'BENCHMARKS.md'
-    if '--check' in sys.argv:
-        ok = out.exists() and out.read_text() == txt
-        print('BENCHMARKS.md is up to date' if ok else 'BENCHMARKS.md is out of date: run python tools/benchmarks.py')
-        sys.exit(0 if ok else 1)
-    out.write_text(txt)
+    from generated import write_or_check
+    write_or_check(ROOT/'BENCHMARKS.md', render(), 'tools/benchmarks.py')

@@ -3,7 +3,7 @@
 Markdown cells are copied as they are; code cells become ```python blocks. `python tools/readme.py --check` exits 1
 when README.md is out of date instead of writing it.
 """
-import json, sys
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,9 +18,5 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
     return '\n\n'.join(parts) + '\n'
 
 if __name__ == '__main__':
-    txt, out = render(), ROOT/'README.md'
-    if '--check' in sys.argv:
-        ok = out.exists() and out.read_text() == txt
-        print('README.md is up to date' if ok else 'README.md is out of date: run python tools/readme.py')
-        sys.exit(0 if ok else 1)
-    out.write_text(txt)
+    from generated import write_or_check
+    write_or_check(ROOT/'README.md', render(), 'tools/readme.py')
