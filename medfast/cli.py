@@ -120,9 +120,15 @@ def recipe_overrides(args, # Parsed `medfast train` arguments
     return {RECIPE_FLAGS[f][0]: v for f,v in given.items()}
 
 # %% ../nbs/14_cli.ipynb #c932b227
-DEFAULT_RECIPES = {'folder': 'xray', 'csv': 'fundus', 'npz': 'fundus', 'npz3d': 'medmnist3d', 'coco': 'lungs'}
+DEFAULT_RECIPES = {'folder': 'xray', 'csv': 'fundus', 'npz': 'fundus', 'npz3d': 'medmnist3d', 'coco': 'lungs', 'masks': 'lungseg'}
 
-def _input(args) -> str: return next(k for k in ('folder', 'csv', 'npz', 'coco') if getattr(args, k, None))
+def _input(args) -> str:
+    "Which input the command line gives: folder, csv, npz, coco, or masks (`--images` with `--masks`)"
+    given = [k for k in ('folder', 'csv', 'npz', 'coco', 'masks') if getattr(args, k, None)]
+    if len(given) > 1: raise UsageError(f"give one input, not {' and '.join('--' + k for k in given)}")
+    if not given: raise UsageError("give the data: --folder, --npz, --csv, --coco, or --images with --masks")
+    if given == ['masks'] and not args.images: raise UsageError("--masks needs --images, the folder of the images the masks belong to")
+    return given[0]
 
 def npz_rows(file) -> tuple[tuple, str]:
     "The row shape of an npz file's images, and what the rows are: 'volume' `(Z,Y,X)`, 'image' `(H,W)`, or 'either' `(H,W,3)` / `(Z,Y,3)`"
@@ -171,16 +177,24 @@ def _coco_table(args):
     for w in ws: _warn(w.message)
     return df
 
+def _mask_table(args):
+    from medfast.masks import mask_table, read_patients
+    return mask_table(args.images, args.masks, read_patients(args.patients) if getattr(args, 'patients', None) else None)
+
+def _by_patient(df, args, why:str):
+    "A table split by patient only: each image its own patient (saying `why`) when the table names none"
+    if 'patient' not in df:
+        _warn(f"{why}: each image is its own patient in the validation split")
+        df['patient'] = df['item'].map(lambda p: Path(p).name)
+    if (args.valid or 'patient') != 'patient': raise UsageError(f"--{_input(args)} splits by patient only (--valid patient)")
+    return df
+
 def _train_table(args, seed):
     "The item table of `medfast train`, split for validation"
     from medfast.data import items_from_folder, items_from_npz, split_table
     kind = _input(args)
-    if kind == 'coco':
-        df = _coco_table(args)
-        if 'patient' not in df:
-            _warn("the COCO file names no patient: each image is its own patient in the validation split")
-            df['patient'] = df['item'].map(lambda p: Path(p).name)
-        if (args.valid or 'patient') != 'patient': raise UsageError("--coco splits by patient only (--valid patient)")
+    if kind == 'masks': df = _by_patient(_mask_table(args), args, "no --patients table")
+    elif kind == 'coco': df = _by_patient(_coco_table(args), args, "the COCO file names no patient")
     elif kind == 'npz': df = items_from_npz(args.npz, ('train', 'val'))
     elif kind == 'csv': df = _csv_table(args)
     else:
@@ -195,10 +209,12 @@ def _eval_table(args, task, spec=None):
     "The labelled table of `medfast evaluate`: a folder, a CSV, an npz file's test split (its val split when it has none), or a COCO file"
     from medfast.data import items_from_folder, items_from_npz
     kind = _input(args)
-    want = {'detect': ('coco',), 'volume': ('npz',), 'classify': ('folder', 'csv', 'npz')}[task]
+    want = {'detect': ('coco',), 'volume': ('npz',), 'classify': ('folder', 'csv', 'npz'), 'segment': ('masks',)}[task]
     if kind not in want:
         raise UsageError(f"the model is a box detector: evaluate it with --coco" if task == 'detect' else
+                         f"the model is a segmentation model: evaluate it with --images and --masks" if task == 'segment' else
                          f"the model is a {task} model: --{kind} does not fit it (use {' or '.join('--' + w for w in want)})")
+    if kind == 'masks': return _mask_table(args)
     if kind == 'coco': return _coco_table(args)
     if kind == 'csv': return _csv_table(args)
     if kind == 'folder': return items_from_folder(args.folder)
@@ -293,6 +309,8 @@ def _predict(args):
     from medfast.kaggle import submission_from_learner
     learn = load_model(args.model)
     if learn.run_record.task == 'detect': raise UsageError("medfast predict writes class submissions; a box detector's boxes come from medfast.learner.predict")
+    if learn.run_record.task == 'segment': return _predict_masks(args, learn)
+    if not args.csv: raise UsageError("--csv is required: the CSV of the ids to predict (test.csv)")
     from medfast.data import use_preset
     check_outputs(args.out, [args.csv, args.sample, *model_files(args.model)], model=False)
     cols = use_preset(args.preset, item=args.id_col, label=args.target_col)
@@ -300,6 +318,37 @@ def _predict(args):
     sub = submission_from_learner(learn, _csv_table(args, labelled=False), args.out, args.sample, id_col, target, tta=args.tta)
     _warn(f"wrote {args.out}: {len(sub)} rows")
     return EXIT_OK, dict(submission=str(args.out), rows=len(sub), counts={str(k): int(v) for k,v in sub[target].value_counts().sort_index().items()}), None
+
+def _image_items(args):
+    "`id`, `item` of the images to segment: every image in --images, or the ids of --csv"
+    import pandas as pd
+    from medfast.vision import IMAGE_EXTS
+    if args.csv: return _csv_table(args, labelled=False)
+    if not args.images or not Path(args.images).is_dir(): raise DataMissingError(f"{args.images}: no such folder of images (--images)")
+    files = sorted(p for p in Path(args.images).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.'))
+    if not files: raise DataMissingError(f"{args.images}: no images ({', '.join(IMAGE_EXTS)})")
+    return pd.DataFrame({'id': [p.stem for p in files], 'item': [str(p) for p in files]})
+
+def _predict_masks(args, learn):
+    "Masks at the original size: a new folder of `<id>.png`, or (--out X.csv) a run-length encoded submission"
+    from medfast.learner import predict
+    from medfast.masks import rle_encode
+    from medfast.core import atomic_write
+    t = _image_items(args)
+    out = Path(args.out)
+    check_outputs(out, [args.csv, args.sample], model=False)
+    if out.suffix.lower() == '.csv':
+        from medfast.kaggle import write_submission
+        if len(learn.dls.vocab) != 2: raise UsageError(f"a run-length submission encodes one class; this model has {len(learn.dls.vocab)} (write PNG masks: --out FOLDER)")
+        masks = predict(learn, t)
+        sub = write_submission(t['id'], [rle_encode(m == 1) for m in masks], out, args.sample, args.id_col or 'ImageId', args.target_col or 'EncodedPixels')
+        _warn(f"wrote {out}: {len(sub)} rows"); return EXIT_OK, dict(submission=str(out), rows=len(sub), empty=int((sub.iloc[:, 1] == '').sum())), None
+    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise UsageError(f"--out {out}: the folder exists and is not empty; masks are written to a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+    for i, m in zip(t['id'], predict(learn, t)): atomic_write(out/f"{i}.png", lambda tmp, m=m: Image.fromarray(m).save(tmp, format='PNG'))
+    _warn(f"wrote {len(t)} masks to {out}")
+    return EXIT_OK, dict(masks=str(out), images=len(t), classes=list(map(str, learn.dls.vocab))), None
 
 def _recipes(args):
     rows = recipe_table()
@@ -317,18 +366,19 @@ def _table_args(p):
     p.add_argument('--pattern', default=None, help="with --csv: file name from the id (default '{}', or the preset's, e.g. '{}.png')")
     p.add_argument('--preset', default=None, help='conventions of a known dataset: chest_xray (patient ids in file names), aptos, rsna (CSV columns)')
 
-def _data_args(p, folder_help, npz_help, csv_help, coco_help):
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument('--folder', help=folder_help); g.add_argument('--npz', help=npz_help); g.add_argument('--csv', help=csv_help)
-    g.add_argument('--coco', help=coco_help)
+def _data_args(p, folder_help, npz_help, csv_help, coco_help, masks_help):
+    p.add_argument('--folder', help=folder_help); p.add_argument('--npz', help=npz_help); p.add_argument('--csv', help=csv_help)
+    p.add_argument('--coco', help=coco_help); p.add_argument('--masks', help=masks_help)
     _table_args(p)
+    p.add_argument('--patients', default=None, help="with --masks: CSV naming each image file and its patient (e.g. metadata.csv: filename, patientid)")
 
 def _train_parser(sub):
     tr = sub.add_parser('train', help='train a model for the task of the data and save it (weights .pt and a JSON spec)')
     _data_args(tr, 'class-folder tree (train/{NORMAL,PNEUMONIA}/*.jpeg): classify', 'MedMNIST-style npz: trains on train_*, validates on val_* (images: classify; volumes: volume)',
-               'CSV of ids and labels, with --images: classify', 'COCO detection file: detect (images next to it, or --images)')
+               'CSV of ids and labels, with --images: classify', 'COCO detection file: detect (images next to it, or --images)',
+               'folder of masks named by image stem (<stem>.png: 0 background, 1.. classes, 255 ignored), with --images: segment')
     tr.add_argument('--task', choices=tuple(TASKS), default=None, help='the task (default: inferred from the input, and printed)')
-    tr.add_argument('--recipe', default=None, help="training defaults (see medfast recipes): xray for --folder, fundus for 2D --npz/--csv, medmnist3d for 3D --npz, lungs for --coco")
+    tr.add_argument('--recipe', default=None, help="training defaults (see medfast recipes): xray for --folder, fundus for 2D --npz/--csv, medmnist3d for 3D --npz, lungs for --coco, lungseg for --masks")
     out = tr.add_mutually_exclusive_group()
     out.add_argument('--out', default=None, help='the model to write: X.pt (weights) and X.json (spec); default model.pt')
     out.add_argument('--run', default=None, help='a new folder for the whole run: the model, metrics.json, predictions.csv and report.html (pictures)')
@@ -356,14 +406,16 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser('evaluate', help="a saved model's metrics on labelled data")
     ev.add_argument('model', help='a model written by medfast train (X.pt, X.json or X)')
     _data_args(ev, 'class-folder tree with the same class names', "npz file: its test_* arrays, or val_* when it has no test split",
-               'CSV of ids and labels, with --images', 'COCO file of boxes, for a detector: map50 (VOC 2010, IoU 0.5) and map (COCO mAP@[.5:.95])')
+               'CSV of ids and labels, with --images', 'COCO file of boxes, for a detector: map50 (VOC 2010, IoU 0.5) and map (COCO mAP@[.5:.95])',
+               'folder of true masks, with --images, for a segmentation model: dice, iou and hd95 (pixels) at the original size')
     ev.add_argument('--tta', action='store_true', help='test-time augmentation')
-    pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission')
+    pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission; '
+                        'a segmentation model writes mask PNGs or a run-length encoded CSV')
     pr.add_argument('model', help='a model written by medfast train')
-    pr.add_argument('--csv', required=True, help='CSV with an id column (test.csv)')
+    pr.add_argument('--csv', default=None, help='CSV with an id column (test.csv); a segmentation model may take every image of --images instead')
     _table_args(pr)
     pr.add_argument('--sample', default=None, help='sample submission: ids must match it, rows follow its order')
-    pr.add_argument('--out', default='submission.csv', help='submission file to write (default submission.csv)')
+    pr.add_argument('--out', default='submission.csv', help='submission file to write (default submission.csv); segmentation: a .csv of run-length encoded masks, or a new folder of <id>.png masks')
     pr.add_argument('--target-col', default=None, help="prediction column name (default 'label', or the preset's, e.g. diagnosis)")
     pr.add_argument('--tta', action='store_true', help='test-time augmentation')
     rp = sub.add_parser('report', help="(re)draw a run folder's report.html: training curves, ROC, confusion matrix, Grad-CAM, a sample batch")

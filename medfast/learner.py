@@ -169,6 +169,8 @@ class Task:
     def predict(self, learn, table, tta:bool=False): raise NotImplementedError
     def decide(self, learn, out): return out
     def evaluate(self, learn, table, tta:bool=False) -> dict: raise NotImplementedError
+    def rows(self, learn, table): return None # Per-item rows of a run's predictions.csv (None: the report's class probabilities)
+    def pictures(self, learn, rows, table): return None # (caption, draw) pairs for the run report (None: the report's own)
     def __repr__(self): return f"{type(self).__name__}('{self.name}')"
 
 # %% ../nbs/09_learner.ipynb #dcb3c267

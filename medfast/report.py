@@ -39,7 +39,7 @@ def prediction_table(learn, table:pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/12a_report.ipynb #df762f0f
 def _main_metric(row:dict):
-    return next((k for k in ('auroc', 'map50', 'accuracy', 'kappa_quadratic') if row.get(k) is not None), None)
+    return next((k for k in ('auroc', 'map50', 'dice', 'accuracy', 'kappa_quadratic') if row.get(k) is not None), None)
 
 def plot_curves(curves:list, # `learn.run_record.curves`: one entry per fit
                ):
@@ -56,7 +56,7 @@ def plot_curves(curves:list, # `learn.run_record.curves`: one entry per fit
         if j: ax.axvline(off, color='grey', ls=':', lw=1)
         off += n
     ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax2.set_ylabel(metric or '')
-    if metric in ('auroc', 'accuracy', 'map50'): ax2.set_ylim(0, 1.02)
+    if metric in ('auroc', 'accuracy', 'map50', 'dice'): ax2.set_ylim(0, 1.02)
     fig.legend(loc='upper center', ncol=3, fontsize=8, frameon=False)
     return fig
 
@@ -143,6 +143,8 @@ def _pictures(learn, preds, table):
     "(caption, drawing function) for each picture that applies; a function returning a string gives the reason it cannot be drawn"
     vocab = [str(v) for v in learn.dls.vocab] if _has_probs(learn) else None
     yield 'Training curves: loss per batch, validation loss and metric per epoch', lambda: plot_curves(learn.run_record.curves) if learn.run_record.curves else 'no training curves in this model'
+    own = task_of(learn).pictures(learn, preds, table)
+    if own is not None: yield from own; return
     if vocab and preds is not None and 'label' in preds:
         yield 'ROC curve on the validation split', lambda: plot_roc(preds, vocab)
         dec = predict(learn, table, decide=True) if table is not None else None
@@ -165,7 +167,7 @@ def write_report(folder, # A run folder (see `save_run`)
     learn = learn or load_model(folder/'model.pt')
     info = json.loads((folder/'metrics.json').read_text())
     preds = pd.read_csv(folder/'predictions.csv', dtype={'item': str, 'label': str}) if (folder/'predictions.csv').exists() else None
-    if table is None and preds is not None and len(preds) and all(Path(i).is_file() for i in preds['item']): table = preds[['item', 'label']]
+    if table is None and preds is not None and len(preds) and all(Path(i).is_file() for i in preds['item']): table = preds[[c for c in ('item', 'label', 'mask') if c in preds]]
     parts, drawn, missing = [], [], {}
     for cap, draw in _pictures(learn, preds, table):
         out = draw()
@@ -190,7 +192,9 @@ def save_run(learn, # A trained learner
     folder = new_run_folder(folder)
     table = learn.dls.valid_ds.items if table is None else table
     export(learn, folder/'model.pt')
-    if _has_probs(learn): atomic_write(folder/'predictions.csv', lambda t: prediction_table(learn, table).to_csv(t, index=False))
+    rows = task_of(learn).rows(learn, table)
+    if rows is None and _has_probs(learn): rows = prediction_table(learn, table)
+    if rows is not None: atomic_write(folder/'predictions.csv', lambda t: rows.to_csv(t, index=False))
     rr = learn.run_record
     info = dict(task=rr.task, recipe=rr.recipe, data=data, valid=rr.valid, date=time.strftime('%Y-%m-%d %H:%M'), machine=machine_info(),
                 train_minutes=round(sum(h.get('seconds', 0) for h in rr.history)/60, 2), model=str(model_files(folder/'model.pt')[0]))

@@ -2,7 +2,7 @@
 
 The saved outputs are what the tutorial's text describes. Progress-bar text and stderr streams are dropped (they are noise in a
 document; `tests/test_repo.py` rejects them), then `nbdev-clean` strips metadata. Run: `python tools/run_tutorial.py nbs/20_tutorial_chest_xray.ipynb`.
-The notebook is written only when every cell ran.
+The notebook is written only when every cell ran. `python tools/run_tutorial.py --shrink nbs/2*.ipynb` only re-encodes the saved pictures.
 """
 import json, os, re, subprocess, sys, time
 from pathlib import Path
@@ -18,6 +18,16 @@ def small_png(b64:str, max_width:int=900) -> str:
     if im.width > max_width: im = im.resize((max_width, round(im.height*max_width/im.width)), Image.LANCZOS)
     buf = io.BytesIO(); im.quantize(128).save(buf, 'PNG', optimize=True)
     return base64.b64encode(buf.getvalue()).decode() + '\n'
+
+def small_jpeg(b64:str, max_width:int=900, quality:int=70) -> str:
+    "A saved JPEG at most `max_width` wide, at `quality` (radiographs: the notebook stays small, the picture still teaches)"
+    import base64, io
+    from PIL import Image
+    raw = base64.b64decode(b64)
+    im = Image.open(io.BytesIO(raw)).convert('RGB')
+    if im.width > max_width: im = im.resize((max_width, round(im.height*max_width/im.width)), Image.LANCZOS)
+    buf = io.BytesIO(); im.save(buf, 'JPEG', quality=quality, optimize=True)
+    return base64.b64encode(min(buf.getvalue(), raw, key=len)).decode() + '\n'
 
 def strip_outputs(nb:Path):
     "Drop stderr streams and progress-bar lines from a notebook's saved outputs; shrink its pictures"
@@ -35,6 +45,7 @@ def strip_outputs(nb:Path):
             if 'image/png' in data:
                 data['image/png'] = small_png(''.join(data['image/png']))
                 o.get('metadata', {}).pop('image/png', None)
+            if 'image/jpeg' in data: data['image/jpeg'] = small_jpeg(''.join(data['image/jpeg']))
             outs.append(o)
         if c['cell_type'] == 'code': c['outputs'] = outs
     nb.write_text(json.dumps(d, indent=1, ensure_ascii=False) + '\n')
@@ -52,4 +63,6 @@ def main(path):
     subprocess.run([Path(sys.executable).parent/'nbdev-clean', '--fname', str(nb)], check=True, cwd=ROOT/'nbs')
     print(f"{nb.name}: full run saved in {(time.perf_counter() - t)/60:.1f} min", file=sys.stderr)
 
-if __name__ == '__main__': main(sys.argv[1])
+if __name__ == '__main__':
+    if sys.argv[1] == '--shrink': [strip_outputs(Path(f)) for f in sys.argv[2:]]     # only re-encode the saved pictures of notebooks already run
+    else: main(sys.argv[1])
