@@ -15,6 +15,9 @@ Data: the 90 real chest radiographs of ../shared/data/covid_lungs with lung mask
     blending), and the 'lungseg' 2D U-Net on a 1024x1024 image with 160x160 windows: seconds per input and megavoxels per second.
 (c) Recipe. `medfast.learner.train` with the 'lungseg' recipe (what `medfast train --images --masks` runs). Wall time, and Dice,
     IoU and HD95 (pixels) at each validation image's original size.
+(d) Cross-validation (`--parts cv`, not in the default run: about half an hour). The recipe trained once per fold of a
+    patient-grouped K-fold over all 90 images, each fold's patients held out: how much the held-out Dice moves with the patients.
+    Written to its own file: `python bench/segmentation.py --parts cv --json bench/results/segmentation_cv.json`.
 
 Run: `python bench/segmentation.py [--parts speed,window,recipe] [--repeat 2] [--epochs N]`.
 """
@@ -36,6 +39,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument('--parts', default='speed,window,recipe')
 ap.add_argument('--repeat', type=int, default=2)
 ap.add_argument('--epochs', type=int, default=None, help='override the recipe epochs')
+ap.add_argument('--folds', type=int, default=5, help="with --parts cv: patient-grouped folds")
 ap.add_argument('--json', default=None)
 args = ap.parse_args()
 parts = args.parts.split(',')
@@ -94,6 +98,17 @@ with contextlib.redirect_stdout(sys.stderr):     # progress bars and fastai's ep
         rows.append(dict(model='2D U-Net (lungseg)', input='1024^2', window='160^2', seconds=round(s, 2), mvox_per_s=round(1024**2/s/1e6, 3))); log(rows[-1])
         out['window'] = rows
 
+    if 'cv' in parts:     # patient-grouped cross-validation: the spread of the held-out figures over other patient sets
+        from sklearn.model_selection import GroupKFold
+        folds = []
+        for k, (_, va_i) in enumerate(GroupKFold(args.folds, shuffle=True, random_state=0).split(df, groups=df.patient)):
+            d = df.assign(is_valid=False); d.iloc[va_i, d.columns.get_loc('is_valid')] = True
+            t = time.perf_counter(); v = train(d, 'lungseg', epochs=args.epochs).run_record.valid
+            folds.append(dict(fold=k, patients=int(d[d.is_valid].patient.nunique()), minutes=round((time.perf_counter() - t)/60, 2), **v)); log(folds[-1])
+        dice = np.array([f['dice'] for f in folds]); n = np.array([f['images'] for f in folds])
+        out['cv'] = dict(folds=folds, dice_mean=round(float(dice.mean()), 4), dice_sd=round(float(dice.std(ddof=1)), 4),
+                         dice_image_weighted=round(float((dice*n).sum()/n.sum()), 4), dice_min_image=round(min(f['dice_min'] for f in folds), 4))
+
     if 'recipe' in parts:
         t = time.perf_counter()
         learn = train(df, 'lungseg', epochs=args.epochs)
@@ -111,6 +126,10 @@ if 'speed' in out:
 if 'window' in out:
     print('\n| model | input | window | seconds | Mvoxels/s |\n|---|---|---|---|---|')
     for r in out['window']: print(f"| {r['model']} | {r['input']} | {r['window']} | {r['seconds']} | {r['mvox_per_s']} |")
+if 'cv' in out:
+    print('\n| fold | patients | images | Dice | worst Dice | IoU | HD95 px | train min |\n|---|---|---|---|---|---|---|---|')
+    for f in out['cv']['folds']: print(f"| {f['fold']} | {f['patients']} | {f['images']} | {f['dice']:.4f} | {f['dice_min']:.4f} | {f['iou']:.4f} | {f['hd95']} | {f['minutes']} |")
+    print(f"mean Dice over folds {out['cv']['dice_mean']} (sd {out['cv']['dice_sd']}); over images {out['cv']['dice_image_weighted']}")
 if 'recipe' in out:
     c = out['recipe']
     print(f"\n| train min | epochs | Dice | IoU | HD95 px | worst Dice |\n|---|---|---|---|---|---|\n| {c['minutes']} | {c['epochs']} | {c['dice']:.4f} | {c['iou']:.4f} | {c['hd95']} | {c['dice_min']:.4f} |")

@@ -9,7 +9,7 @@ __all__ = ['TASK', 'LoadMask', 'AddCodes', 'MedMaskBlock', 'segmentation_dls', '
            'PatchPair', 'segmentation_dls3d', 'create_unet3d', 'Encoder3d', 'predict_volumes', 'Segment',
            'check_mask_values']
 
-# %% ../../nbs/10b_tasks.segment.ipynb #2590e4de
+# %% ../../nbs/10b_tasks.segment.ipynb #343901e0
 import warnings
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from ..models import find_weights, load_weights, _search_dirs, WEIGHTS_ENV
 from ..masks import read_mask, IGNORE, mask_metrics, largest_components, fill_holes, dice_score, hd95
 from ..learner import Task, find_tfms
 
-# %% ../../nbs/10b_tasks.segment.ipynb #2d9f66d3
+# %% ../../nbs/10b_tasks.segment.ipynb #514e0b22
 def _hw(size) -> tuple: return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
 class LoadMask(Transform):
@@ -80,7 +80,7 @@ def segmentation_dls(df:pd.DataFrame, # Table with `item`, `mask`, `is_valid`
     if normalize is not False: add_normalize(dls, None if normalize is True else normalize)
     return dls
 
-# %% ../../nbs/10b_tasks.segment.ipynb #ee22431f
+# %% ../../nbs/10b_tasks.segment.ipynb #cc246ccf
 def _conv(i:int, o:int, nd:int=2):
     C, B = (nn.Conv2d, nn.BatchNorm2d) if nd == 2 else (nn.Conv3d, nn.BatchNorm3d)
     return nn.Sequential(C(i, o, 3, padding=1, bias=False), B(o), nn.ReLU(inplace=True))
@@ -140,7 +140,7 @@ def unet_splitter(model:Unet) -> list:
     enc = {id(p) for p in model.encoder.parameters()}
     return [list(model.encoder.parameters()), [p for p in model.parameters() if id(p) not in enc]]
 
-# %% ../../nbs/10b_tasks.segment.ipynb #9cd246b1
+# %% ../../nbs/10b_tasks.segment.ipynb #5c8508cc
 class DiceCELoss:
     "Cross-entropy plus soft Dice (classes after background), both skipping pixels whose truth is `ignore`"
     def __init__(self, ignore:int|None=IGNORE, # True value that is not scored
@@ -160,7 +160,7 @@ class DiceCELoss:
     def decodes(self, out): return out.argmax(1)
     def __repr__(self): return f"DiceCELoss(ignore={self.ignore}, dice_weight={self.dice_weight})"
 
-# %% ../../nbs/10b_tasks.segment.ipynb #05940730
+# %% ../../nbs/10b_tasks.segment.ipynb #05faaa37
 class MeanDice(Metric):
     "Mean over validation images of the Dice of the classes after background (at the training size, ignore value excluded)"
     def __init__(self, ignore:int|None=IGNORE): self.ignore = ignore; self.reset()
@@ -174,7 +174,7 @@ class MeanDice(Metric):
     @property
     def name(self): return 'dice'
 
-# %% ../../nbs/10b_tasks.segment.ipynb #d56bf73a
+# %% ../../nbs/10b_tasks.segment.ipynb #2905077c
 from fastai.callback.core import Callback
 
 class FlipTTA(Callback):
@@ -224,7 +224,7 @@ def predict_masks(learn, table:pd.DataFrame, # Table with `item` (and `width`, `
                                   pj.shape[0], comp, holes))
     return out
 
-# %% ../../nbs/10b_tasks.segment.ipynb #9ec7d669
+# %% ../../nbs/10b_tasks.segment.ipynb #af94fa0f
 def mask_scores(learn, table:pd.DataFrame, # Table with `item` and `mask`
                 tta:bool=False, preds:list|None=None, # Masks from `predict_masks` (default: predicted now)
                ) -> pd.DataFrame:
@@ -255,7 +255,7 @@ def summarize_scores(s:pd.DataFrame) -> dict:
     if 'hd95_mm' in s and s.hd95_mm.notna().any(): out |= dict(hd95_mm=round(float(s.hd95_mm.dropna().mean()), 3), images_with_spacing=int(s.hd95_mm.notna().sum()))
     return out
 
-# %% ../../nbs/10b_tasks.segment.ipynb #32e61e56
+# %% ../../nbs/10b_tasks.segment.ipynb #506d5c3a
 def show_overlays(learn, scores:pd.DataFrame, # Rows of `mask_scores` to draw
                   ncols:int=4, side:int=256, # Columns; longest side drawn, in pixels
                  ):
@@ -277,7 +277,7 @@ def show_overlays(learn, scores:pd.DataFrame, # Rows of `mask_scores` to draw
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/10b_tasks.segment.ipynb #3ff7d3b9
+# %% ../../nbs/10b_tasks.segment.ipynb #277e809e
 def _starts(n:int, p:int, step:int) -> list:
     if n <= p: return [0]
     s = list(range(0, n - p, step)) + [n - p]
@@ -326,7 +326,7 @@ def sliding_window(model:nn.Module, x:torch.Tensor, # Input `(C, *spatial)`, 2D 
     out = out/acc
     return out[(slice(None), *[slice(0, s) for s in sp])]
 
-# %% ../../nbs/10b_tasks.segment.ipynb #e2a84f0d
+# %% ../../nbs/10b_tasks.segment.ipynb #5ee47cec
 from fasttransform import ItemTransform
 from .volume import TensorVolume
 
@@ -430,7 +430,7 @@ def predict_volumes(learn, table:pd.DataFrame, # Table with `item` (.npy volumes
         out.append(clean_mask(m, len(learn.dls.vocab), comp, r.get('fill_holes', False)))
     return out
 
-# %% ../../nbs/10b_tasks.segment.ipynb #e29218ec
+# %% ../../nbs/10b_tasks.segment.ipynb #7e0a8b03
 class Segment(Task):
     "Segmentation of 2D images (a timm-encoder U-Net) or of volumes (a 3D U-Net with sliding-window inference)"
     name = 'segment'
