@@ -334,9 +334,10 @@ def _predict_masks(args, learn):
     from medfast.learner import predict
     from medfast.masks import rle_encode
     from medfast.core import atomic_write
+    from medfast.model_format import model_files
     t = _image_items(args)
     out = Path(args.out)
-    check_outputs(out, [args.csv, args.sample], model=False)
+    check_outputs(out, [args.csv, args.sample, *model_files(args.model)], model=False)
     if out.suffix.lower() == '.csv':
         from medfast.kaggle import write_submission
         if len(learn.dls.vocab) != 2: raise UsageError(f"a run-length submission encodes one class; this model has {len(learn.dls.vocab)} (write PNG masks: --out FOLDER)")

@@ -119,7 +119,7 @@ def segmentation(r):
 
 def segmentation_cv(r):
     c = r['cv']
-    t = table(['fold', 'held-out patients', 'images', 'mean Dice', 'worst Dice', 'IoU', 'HD95 (px)', 'train min'],
+    t = table(['fold', 'held-out patients', 'images', 'mean Dice', 'worst Dice', 'IoU', 'HD95 (px)', 'train + evaluate min'],
               [[f['fold'], f['patients'], f['images'], f"{f['dice']:.4f}", f"{f['dice_min']:.4f}", f"{f['iou']:.4f}", f['hd95'], f['minutes']] for f in c['folds']])
     return (f"The `'lungseg'` recipe trained once per fold of a {len(c['folds'])}-fold patient-grouped split of all 90 masked images; each fold's "
             f"patients are never seen in its training. Figures at each image's original size.\n\n{t}\n\nMean Dice over folds {c['dice_mean']:.4f} "
