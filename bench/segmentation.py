@@ -31,7 +31,8 @@ from medfast.masks import mask_table, read_patients, dice_score
 from medfast.data import split_by_patient
 from medfast.recipes import get_recipe
 from medfast.learner import train, task_learner
-from medfast.tasks.segment import segmentation_dls, create_unet, create_unet3d, DiceCELoss, sliding_window, TASK
+from medfast.tasks.segment import segmentation_dls, create_unet, create_unet3d, DiceCELoss, TASK
+from medfast.patches import sliding_window
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 

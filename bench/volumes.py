@@ -9,19 +9,25 @@ AdrenalMNIST3D recipe, side by side in one run.
     training volumes, fp32, batch 16, same augmentation: medfast's fastai Learner (volume_dls + task_learner, one-cycle) against a
     hand-written PyTorch loop over a preloaded tensor (AdamW, one-cycle, the same `volume_aug` transforms, the same 16 validation
     volumes scored at the end of the epoch). Training volumes per second of wall time, measured in alternation (learner, loop, learner, loop) and the best of each kept.
+(d) Patches at real size (--parts patches). The four GE series (time point 0) resampled to 64^3, 128^3 and 256^3 voxels (spacing = field
+    of view / size), written as NIfTI and cached as float16. 64 training patches of 32^3 (half on the foreground), read from the cache's
+    memory map (`LoadVolume(patch=...)`) against loading each whole cached volume and cutting the same patch from it. In a fresh process
+    without a model: the largest resident set size (/proc/self/statm, mapped file pages included) while a sample is alive, above the RSS
+    before the first volume is read, and patches/s; in another, patches/s with a
+    3D ResNet-10 training step on batches of 4.
 (c) Recipe. `medfast.learner.train` with the 'medmnist3d' recipe on ../shared/data/medmnist/adrenalmnist3d_64_trainval.npz,
     official split (1,188 train / 98 val); the test split is held out and never read here. Wall time and validation metrics.
 
-Run: `python bench/volumes.py [--parts load,speed,recipe] [--repeat 3] [--speed-n 1188]`.
+Run: `python bench/volumes.py [--parts load,speed,recipe,patches] [--repeat 3] [--speed-n 1188]`.
 """
-import argparse, contextlib, json, sys, tempfile, time, warnings, shutil
+import argparse, contextlib, json, os, sys, tempfile, time, warnings, shutil
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 warnings.filterwarnings('ignore')
 
 from results import save
 from medfast.core import data_dir, seed_everything
-from medfast.volume import VolumePrep, VolumeCache
+from medfast.patches import VolumePrep, VolumeCache
 from medfast.data import items_from_npz, split_by_folder
 from medfast.models import create_model
 from medfast.recipes import get_recipe
@@ -36,9 +42,50 @@ ap.add_argument('--repeat', type=int, default=3)
 ap.add_argument('--speed-n', type=int, default=1188, help='training volumes per throughput epoch (all of them by default)')
 ap.add_argument('--epochs', type=int, default=None, help='override the recipe epochs')
 ap.add_argument('--json', default=None)
+ap.add_argument('--sizes', default='64,128,256', help='patches: cube sides')
+ap.add_argument('--child', nargs=3, default=None, help=argparse.SUPPRESS)   # internal: METHOD SIZE CACHE_DIR, one measurement
 args = ap.parse_args()
 parts = args.parts.split(',')
 def log(*a): print(*a, file=sys.stderr, flush=True)
+
+PATCH, N_PATCH, PBS = (32, 32, 32), 64, 4
+
+def child(method, cache_dir, nii, train_step):
+    "One measurement in this fresh process: peak RSS above the RSS before any volume is read (no model: the data path alone), or patches/s with a training step"
+    import resource
+    from medfast.tasks.volume import LoadVolume
+    from medfast.patches import patch_start, read_patch
+    cache = VolumeCache(cache_dir, VolumePrep(shape=None, crop=False, normalize='minmax'))
+    lv = LoadVolume(cache, patch=PATCH, fg_prob=.5)
+    page, peak = os.sysconf('SC_PAGE_SIZE'), [0]
+    def rss(): return int(open('/proc/self/statm').read().split()[1])*page      # resident now (file pages mapped by this process included)
+    def sample(i):
+        src = nii[i % len(nii)]
+        if method == 'memmap': x = lv(src, split_idx=0).as_subclass(torch.Tensor)
+        else:
+            a = cache(src)                                             # the whole volume, then the patch
+            x = torch.from_numpy(read_patch(a, patch_start(a.shape[1:], PATCH, cache.foreground(src), .5), PATCH))
+        if not train_step: peak[0] = max(peak[0], rss())               # while this sample's arrays are alive
+        return x
+    if not train_step:
+        for s_ in nii: cache.foreground(s_)
+        base = rss(); t = time.perf_counter()
+        for i in range(N_PATCH): x = sample(i)
+        dt = time.perf_counter() - t
+        return dict(rss_mb=round((peak[0] - base)/2**20, 1), sample_per_s=round(N_PATCH/dt, 1))
+    m = create_model('resnet3d_10', 1, n_in=1); opt = torch.optim.AdamW(m.parameters(), 1e-3)
+    t = time.perf_counter()
+    for i in range(0, N_PATCH, PBS):
+        xb = torch.stack([sample(i + j) for j in range(PBS)])
+        F.binary_cross_entropy_with_logits(m(xb)[:, 0], torch.zeros(PBS)).backward(); opt.step(); opt.zero_grad()
+    return dict(train_per_s=round(N_PATCH/(time.perf_counter() - t), 1))
+
+if args.child:
+    method, size, cdir = args.child
+    nii = sorted(str(p) for p in Path(cdir).parent.glob(f'v{size}_*.nii.gz'))
+    print(json.dumps(child(method.split(':')[0], Path(cdir), nii, method.endswith(':train'))))
+    sys.exit(0)
+
 out = {}
 R = get_recipe('medmnist3d').resolve()
 R['shape'] = (R['size'],)*3
@@ -120,5 +167,37 @@ if 'recipe' in parts:
     print("| train time | val AUROC | val accuracy | sensitivity | specificity | balanced accuracy |\n|---|---|---|---|---|---|")
     print(f"| {sec/60:.1f} min | {m['auroc']:.3f} | {m['accuracy']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | {m['balanced_accuracy']:.3f} |")
     print("MedMNIST v2's best published test AUROC on AdrenalMNIST3D: 0.828 (28^3). The test split is held out.")
+
+
+if 'patches' in parts:
+    import subprocess
+    from medfast.volume import load_series
+    from medfast.nifti import save_volume
+    from medfast.resample import resample_volume
+    root = data_dir()/'dicom_series'/'ge_epi_brain'
+    srcs = sorted(p for p in root.glob('mr_*') if p.is_dir())
+    if not srcs: sys.exit(f"SKIPPED (data absent): {root}")
+    tmp = Path(tempfile.mkdtemp()); rows = []
+    vols = [load_series(s)[0] for s in srcs]
+    for n in map(int, args.sizes.split(',')):
+        for i, v in enumerate(vols):
+            fov = np.array(v.shape)*np.array(v.spacing)
+            save_volume(resample_volume(v, fov/n), tmp/f'v{n}_{i}.nii.gz')
+        nii = sorted(tmp.glob(f'v{n}_*.nii.gz')); cdir = tmp/f'cache{n}'
+        c = VolumeCache(cdir, VolumePrep(shape=None, crop=False, normalize='minmax')); c.build(nii, n_workers=0, progress=False)
+        for s_ in nii: c.foreground(s_)
+        mb = sum(p.stat().st_size for p in cdir.glob('*.npy') if '.fg' not in p.name)/len(nii)/2**20
+        for method in ('memmap', 'whole'):
+            res = {}
+            for kind in (method, method + ':train'):                   # data path alone (RSS), then with the model (throughput)
+                r = subprocess.run([sys.executable, __file__, '--child', kind, str(n), str(cdir)], capture_output=True, text=True)
+                if r.returncode: sys.exit(f"child {kind} {n} failed:\n{r.stderr[-2000:]}")
+                res |= json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(dict(size=n, method=method, volume_mb=round(mb, 1), **res)); log(rows[-1])
+    shutil.rmtree(tmp)
+    out['patches'] = dict(patch=list(PATCH), patches=N_PATCH, bs=PBS, arch='resnet3d_10', rows=rows)
+    print(f"\n(d) {N_PATCH} training patches of {'x'.join(map(str, PATCH))} from volumes of growing size (float16 cache), 3D ResNet-10, batch {PBS}")
+    print("| volume | float16 MB each | method | peak RSS of the data path (MB) | patches/s sampled | patches/s trained |\n|---|---|---|---|---|---|")
+    for r in rows: print(f"| {r['size']}^3 | {r['volume_mb']} | {r['method']} | {r['rss_mb']} | {r['sample_per_s']} | {r['train_per_s']} |")
 
 save('volumes', out, args, args.json)

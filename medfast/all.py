@@ -16,6 +16,9 @@ from .models import *
 from .metrics import *
 from .ordinal import *
 from .volume import *
+from .nifti import *
+from .resample import *
+from .patches import *
 from .boxes import *
 from .masks import *
 from .recipes import *
@@ -23,7 +26,7 @@ from .learner import *
 from .tasks.classify import Classify, OBJECTIVES, fundus_pre, fit_decision, set_size, progressive_resize
 from .tasks.volume import Volume, TensorVolume, VolumeBlock, volume_aug, volume_dls, BinaryLogitLoss
 from .tasks.detect import Detect, DETECTORS, create_detector, detection_dls, predict_boxes
-from .tasks.segment import Segment, MedMaskBlock, segmentation_dls, segmentation_dls3d, create_unet, create_unet3d, DiceCELoss, predict_masks, mask_scores, sliding_window, show_overlays
+from .tasks.segment import Segment, MedMaskBlock, segmentation_dls, segmentation_dls3d, create_unet, create_unet3d, DiceCELoss, predict_masks, mask_scores, show_overlays
 from .model_format import export, load_model, model_files
 from .interpret import *
 from .report import *

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_ERROR', 'EXIT_USAGE', 'EXIT_PARTIAL', 'EXIT_BUG', 'RECIPE_FLAGS', 'DEFAULT_RECIPES', 'COMMANDS',
            'UsageError', 'number', 'regex', 'find_dicoms', 'parse_voi', 'scan', 'recipe_overrides', 'npz_rows',
-           'choose_task', 'check_outputs', 'main']
+           'csv_volumes', 'choose_task', 'check_outputs', 'main']
 
 # %% ../nbs/14_cli.ipynb #9db9f800
 import argparse, contextlib, math, os, re, sys, traceback, warnings
@@ -101,6 +101,8 @@ RECIPE_FLAGS = {   # option: (recipe field, argparse keywords)
     '--mixup': ('mixup', dict(type=number(float, 0), help='MixUp Beta parameter (0: off)')),
     '--loss': ('loss', dict(choices=('bce', 'ce'), help="volume: 'bce' one logit (two classes) or 'ce'")),
     '--pos-weight': ('pos_weight', dict(type=number(float, 0, open_lo=True), help='volume: weight of the positive class in BCE')),
+    '--spacing': ('spacing', dict(type=number(float, 0, open_lo=True), nargs='+', metavar='MM', help='volume: resample to this voxel spacing first (one number, or z y x in mm)')),
+    '--patch': ('patch', dict(type=number(int, 4), nargs='+', metavar='N', help='volume: train on patches of this size (one side, or z y x) from the disk cache; predict by sliding window')),
     '--precision': ('precision', dict(choices=('auto', 'fp32', 'bf16', 'fp16'))),
     '--pretrained': ('pretrained', dict(action='store_const', const=True, help='start from local weights (MEDFAST_WEIGHTS or --weights); never downloads')),
     '--weights': ('weights', dict(help='weight file or folder (implies --pretrained)')),
@@ -117,10 +119,12 @@ def recipe_overrides(args, # Parsed `medfast train` arguments
     if bad := [f for f in given if RECIPE_FLAGS[f][0] not in recipe.params]:
         ok = [f for f,(field,_) in RECIPE_FLAGS.items() if field in recipe.params]
         raise UsageError(f"{', '.join(bad)} does not apply to the {recipe.task} task (recipe {recipe.name!r}); its options are {' '.join(ok)}")
-    return {RECIPE_FLAGS[f][0]: v for f,v in given.items()}
+    for f in ('--spacing', '--patch'):
+        if f in given and len(given[f]) not in (1, 3): raise UsageError(f"{f} takes one number or three (z y x), not {len(given[f])}")
+    return {RECIPE_FLAGS[f][0]: (v[0] if len(v) == 1 else tuple(v)) if isinstance(v, list) else v for f,v in given.items()}
 
 # %% ../nbs/14_cli.ipynb #c932b227
-DEFAULT_RECIPES = {'folder': 'xray', 'csv': 'fundus', 'npz': 'fundus', 'npz3d': 'medmnist3d', 'coco': 'lungs', 'masks': 'lungseg'}
+DEFAULT_RECIPES = {'folder': 'xray', 'csv': 'fundus', 'csv3d': 'volumes', 'npz': 'fundus', 'npz3d': 'medmnist3d', 'coco': 'lungs', 'masks': 'lungseg'}
 
 def _input(args) -> str:
     "Which input the command line gives: folder, csv, npz, coco, or masks (`--images` with `--masks`)"
@@ -146,6 +150,14 @@ def npz_rows(file) -> tuple[tuple, str]:
     if kind is None: raise InvalidArgumentError(f"{file}: rows of shape {shape} are neither images (H,W), (H,W,3) nor volumes (Z,Y,X)")
     return shape, kind
 
+def csv_volumes(args) -> bool:
+    "Whether the items of `--csv` with `--images` are volumes: NIfTI files or folders (DICOM series)"
+    from medfast.data import items_from_csv
+    from medfast.nifti import is_nifti
+    if not (args.csv and args.images): return False
+    t = items_from_csv(args.csv, args.images, item=args.id_col, label=None, pattern=args.pattern, preset=args.preset, check=False)
+    return len(t) > 0 and all(is_nifti(p) or Path(p).is_dir() for p in t['item'].head(20))
+
 def choose_task(args) -> tuple:
     "The task and recipe of a `medfast train` command line, and why"
     kind = _input(args)
@@ -153,6 +165,7 @@ def choose_task(args) -> tuple:
         shape, rows = npz_rows(args.npz)
         if rows == 'volume' or (rows == 'either' and args.task == 'volume'): kind = 'npz3d'
         elif rows == 'either': _warn(f"{args.npz}: rows of shape {shape} are read as colour images (H, W, {shape[-1]}); if they are volumes (Z, Y, X), pass --task volume")
+    if kind == 'csv' and csv_volumes(args): kind = 'csv3d'
     inferred = get_recipe(DEFAULT_RECIPES[kind]).task
     if args.task and args.task != inferred: raise UsageError(f"--task {args.task} does not fit --{_input(args)} input, which trains the {inferred} task")
     if args.recipe is not None and args.recipe not in RECIPES: raise UsageError(f"unknown recipe {args.recipe!r}; the recipes are {', '.join(RECIPES)} (see medfast recipes)")
@@ -209,7 +222,7 @@ def _eval_table(args, task, spec=None):
     "The labelled table of `medfast evaluate`: a folder, a CSV, an npz file's test split (its val split when it has none), or a COCO file"
     from medfast.data import items_from_folder, items_from_npz
     kind = _input(args)
-    want = {'detect': ('coco',), 'volume': ('npz',), 'classify': ('folder', 'csv', 'npz'), 'segment': ('masks',)}[task]
+    want = {'detect': ('coco',), 'volume': ('npz', 'csv'), 'classify': ('folder', 'csv', 'npz'), 'segment': ('masks',)}[task]
     if kind not in want:
         raise UsageError(f"the model is a box detector: evaluate it with --coco" if task == 'detect' else
                          f"the model is a segmentation model: evaluate it with --images and --masks" if task == 'segment' else
@@ -376,10 +389,10 @@ def _data_args(p, folder_help, npz_help, csv_help, coco_help, masks_help):
 def _train_parser(sub):
     tr = sub.add_parser('train', help='train a model for the task of the data and save it (weights .pt and a JSON spec)')
     _data_args(tr, 'class-folder tree (train/{NORMAL,PNEUMONIA}/*.jpeg): classify', 'MedMNIST-style npz: trains on train_*, validates on val_* (images: classify; volumes: volume)',
-               'CSV of ids and labels, with --images: classify', 'COCO detection file: detect (images next to it, or --images)',
+               'CSV of ids and labels, with --images: classify (volume when the ids name NIfTI files or DICOM series folders; --pattern \'{}.nii.gz\')', 'COCO detection file: detect (images next to it, or --images)',
                'folder of masks named by image stem (<stem>.png: 0 background, 1.. classes, 255 ignored), with --images: segment')
     tr.add_argument('--task', choices=tuple(TASKS), default=None, help='the task (default: inferred from the input, and printed)')
-    tr.add_argument('--recipe', default=None, help="training defaults (see medfast recipes): xray for --folder, fundus for 2D --npz/--csv, medmnist3d for 3D --npz, lungs for --coco, lungseg for --masks")
+    tr.add_argument('--recipe', default=None, help="training defaults (see medfast recipes): xray for --folder, fundus for 2D --npz/--csv, medmnist3d for 3D --npz, volumes for a --csv of NIfTI files or series folders, lungs for --coco, lungseg for --masks")
     out = tr.add_mutually_exclusive_group()
     out.add_argument('--out', default=None, help='the model to write: X.pt (weights) and X.json (spec); default model.pt')
     out.add_argument('--run', default=None, help='a new folder for the whole run: the model, metrics.json, predictions.csv and report.html (pictures)')

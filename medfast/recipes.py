@@ -75,12 +75,14 @@ register_recipe('fundus', 'classify', "colour fundus photos at 32 px, flips and 
                 **_IMAGE | dict(size=32, epochs=15, channels=3, sampling=None, aug=dict(flip=True, flip_vert=True, max_rotate=180.), labels=(0, 1, 2, 3, 4)))
 register_recipe('medmnist3d', 'volume', "MedMNIST-3D volumes at 32^3, flips only: the affine did not help, 0.842 vs 0.858 AUROC (bench/volumes.py)",
                 arch='resnet3d_18', size=32, epochs=20, bs=16, lr=1e-3, sampling=None, loss=None, label_smoothing=0., pos_weight=None,
-                normalize='minmax', crop=False, aug=dict(flip=(0, 1, 2), degrees=0., scale=0., translate=0.), tta=False)
+                normalize='minmax', crop=False, aug=dict(flip=(0, 1, 2), degrees=0., scale=0., translate=0.), tta=False, spacing=None, patch=None, fg_prob=.5)
+register_recipe('volumes', 'volume', "NIfTI files or DICOM series listed in a CSV: resampled to --spacing mm, trained on --patch crops of the float16 cache, sliding-window prediction",
+                **RECIPES['medmnist3d'].params | dict(size=64, bs=8, normalize='percentile', crop=True))
 register_recipe('lungs', 'detect', "lung boxes on chest X-rays, Faster R-CNN MobileNet at 192 px (bench/detection.py)",
                 arch='fasterrcnn_mobilenet_v3_large_fpn', size=192, item_size=224, epochs=30, bs=8, lr=2e-3, aug=True, lean=True)
 _SEG = dict(dim=2, arch='resnet18', decoder=(128, 64, 32, 16, 16), size=160, epochs=40, bs=8, lr=2e-3, channels=1, codes=('background', 'foreground'),
             ignore=255, dice_weight=1., components=None, fill_holes=False, aug=dict(max_rotate=10., max_zoom=1.2, max_lighting=.3), tta=False)
 register_recipe('lungseg', 'segment', "lung fields on chest X-rays: U-Net on resnet18 at 160 px, Dice + CE, two largest regions kept, holes filled (bench/segmentation.py)",
                 **_SEG | dict(codes=('background', 'lung'), components=2, fill_holes=True))
-register_recipe('seg3d', 'segment', "volumes (.npy) with masks: 3D U-Net on 32^3 patches, sliding-window prediction with Gaussian blending",
-                **_SEG | dict(dim=3, arch='unet3d', decoder=(16, 32, 64, 128), size=32, epochs=30, bs=4, lr=3e-3, aug=dict(flip=(0, 1, 2))))
+register_recipe('seg3d', 'segment', "volumes (NIfTI or .npy) with masks: 3D U-Net on 32^3 patches, a third on the foreground, sliding-window prediction with Gaussian blending",
+                **_SEG | dict(dim=3, arch='unet3d', decoder=(16, 32, 64, 128), size=32, epochs=30, bs=4, lr=3e-3, aug=dict(flip=(0, 1, 2)), fg_prob=.33))

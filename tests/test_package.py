@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = {**{k: v for k, v in os.environ.items() if not k.startswith('PIP_')}, 'PIP_CONFIG_FILE': os.devnull, 'PIP_NO_INDEX': '1'}
 # Kaggle's image today (fastai 2.8, scikit-learn 1.2.2, numpy 1.26, matplotlib 3.7), at medfast's floors where those are older
 FLOORS = {'numpy': '1.26.4', 'scikit-learn': '1.2.2', 'matplotlib': '3.7.5', 'pandas': '2.1.4', 'scipy': '1.11.4', 'pydicom': '3.0.1',
-          'fastai': '2.8.12', 'timm': '1.0.3', 'fastprogress': '1.0.3'}
+          'fastai': '2.8.12', 'timm': '1.0.3', 'fastprogress': '1.0.3', 'nibabel': '5.0.1'}
 KAGGLE_CARRIES = ('torch', 'torchvision')   # linked from this environment, with what they need except numpy and pillow
 
 def run(*cmd, **kw):

@@ -20,14 +20,14 @@ def small_png(b64:str, max_width:int=900) -> str:
     return base64.b64encode(buf.getvalue()).decode() + '\n'
 
 def small_jpeg(b64:str, max_width:int=900, quality:int=70) -> str:
-    "A saved JPEG at most `max_width` wide, at `quality` (radiographs: the notebook stays small, the picture still teaches)"
+    "A saved JPEG (or a PNG, re-encoded) at most `max_width` wide, at `quality` (radiographs: the notebook stays small, the picture still teaches)"
     import base64, io
     from PIL import Image
     raw = base64.b64decode(b64)
     im = Image.open(io.BytesIO(raw)).convert('RGB')
     if im.width > max_width: im = im.resize((max_width, round(im.height*max_width/im.width)), Image.LANCZOS)
     buf = io.BytesIO(); im.save(buf, 'JPEG', quality=quality, optimize=True)
-    return base64.b64encode(min(buf.getvalue(), raw, key=len)).decode() + '\n'
+    return base64.b64encode(min(buf.getvalue(), raw, key=len) if raw[:3] == b'\xff\xd8\xff' else buf.getvalue()).decode() + '\n'
 
 def strip_outputs(nb:Path):
     "Drop stderr streams and progress-bar lines from a notebook's saved outputs; shrink its pictures"
@@ -43,8 +43,10 @@ def strip_outputs(nb:Path):
             data = o.get('data', {})
             if any('<progress' in ''.join(v) for v in data.values() if isinstance(v, (list, str))): continue
             if 'image/png' in data:
-                data['image/png'] = small_png(''.join(data['image/png']))
+                png = small_png(''.join(data['image/png'])); jpg = small_jpeg(png)
                 o.get('metadata', {}).pop('image/png', None)
+                if len(jpg) < .6*len(png) and len(png) > 40_000: del data['image/png']; data['image/jpeg'] = jpg   # photographic: JPEG is far smaller
+                else: data['image/png'] = png
             if 'image/jpeg' in data: data['image/jpeg'] = small_jpeg(''.join(data['image/jpeg']))
             outs.append(o)
         if c['cell_type'] == 'code': c['outputs'] = outs

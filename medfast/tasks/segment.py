@@ -5,9 +5,8 @@
 # %% auto #0
 __all__ = ['TASK', 'LoadMask', 'AddCodes', 'MedMaskBlock', 'segmentation_dls', 'UpBlock', 'Unet', 'create_unet', 'unet_splitter',
            'DiceCELoss', 'MeanDice', 'FlipTTA', 'clean_mask', 'predict_masks', 'mask_scores', 'summarize_scores',
-           'show_overlays', 'blend_weights', 'sliding_window', 'standardize', 'LoadVolumeNpy', 'LoadMaskNpy',
-           'PatchPair', 'segmentation_dls3d', 'create_unet3d', 'Encoder3d', 'predict_volumes', 'Segment',
-           'check_mask_values']
+           'show_overlays', 'standardize', 'LoadVolumeNpy', 'LoadMaskNpy', 'PatchPair', 'segmentation_dls3d',
+           'create_unet3d', 'Encoder3d', 'predict_volumes', 'Segment', 'check_mask_values']
 
 # %% ../../nbs/10b_tasks.segment.ipynb #343901e0
 import warnings
@@ -28,6 +27,8 @@ from ..data import table_dataloaders
 from ..models import find_weights, load_weights, _search_dirs, WEIGHTS_ENV
 from ..masks import read_mask, IGNORE, mask_metrics, largest_components, fill_holes, dice_score, hd95
 from ..learner import Task, find_tfms
+from ..patches import sliding_window, patch_start
+from ..nifti import load_volume, is_nifti
 
 # %% ../../nbs/10b_tasks.segment.ipynb #514e0b22
 def _hw(size) -> tuple: return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
@@ -277,65 +278,19 @@ def show_overlays(learn, scores:pd.DataFrame, # Rows of `mask_scores` to draw
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/10b_tasks.segment.ipynb #277e809e
-def _starts(n:int, p:int, step:int) -> list:
-    if n <= p: return [0]
-    s = list(range(0, n - p, step)) + [n - p]
-    return sorted(set(s))
-
-def blend_weights(patch:tuple, # Window shape
-                  mode:str='gaussian', # 'gaussian', 'hann' or 'constant'
-                 ) -> torch.Tensor:
-    "Blending weights of one window, largest at its centre (never 0, so every voxel gets a weight)"
-    if mode not in ('gaussian', 'hann', 'constant'): raise InvalidArgumentError(f"mode must be 'gaussian', 'hann' or 'constant', not {mode!r}")
-    w = torch.ones(patch)
-    for d, n in enumerate(patch):
-        i = torch.arange(n, dtype=torch.float32)
-        if mode == 'gaussian': v = torch.exp(-.5*((i - (n - 1)/2)/(n/8))**2)
-        elif mode == 'hann': v = torch.hann_window(n + 2, periodic=False)[1:-1]
-        else: v = torch.ones(n)
-        w = w*v.reshape([n if k == d else 1 for k in range(len(patch))])
-    return (w/w.max()).clamp_min(1e-3)
-
-@torch.no_grad()
-def sliding_window(model:nn.Module, x:torch.Tensor, # Input `(C, *spatial)`, 2D or 3D
-                   patch:tuple, # Window shape (spatial)
-                   overlap:float=.5, # Fraction of a window shared with the next
-                   mode:str='gaussian', # Blending: 'gaussian', 'hann' or 'constant'
-                   bs:int=4, # Windows per forward pass
-                   activation=None, # Applied to each window's output before blending (e.g. softmax)
-                  ) -> torch.Tensor:
-    "The model's output over the whole input `(n_out, *spatial)`, window by window, blended"
-    if not 0 <= overlap < 1: raise InvalidArgumentError(f"overlap must be in [0, 1), not {overlap}")
-    patch, sp = tuple(patch), tuple(x.shape[1:])
-    if len(patch) != len(sp): raise InvalidArgumentError(f"patch {patch} and input {tuple(x.shape)} differ in dimensions")
-    pad = [max(0, p - s) for p, s in zip(patch, sp)]
-    if any(pad): x = F.pad(x, [v for q in reversed(pad) for v in (0, q)])
-    full = tuple(x.shape[1:])
-    steps = [max(1, int(p*(1 - overlap))) for p in patch]
-    grid = np.stack(np.meshgrid(*[_starts(n, p, s) for n, p, s in zip(full, patch, steps)], indexing='ij'), -1).reshape(-1, len(full))
-    w = blend_weights(patch, mode)
-    dev = next(model.parameters()).device
-    out = acc = None
-    for i in range(0, len(grid), bs):
-        sl = [tuple(slice(a, a + p) for a, p in zip(g, patch)) for g in grid[i:i + bs]]
-        y = model(torch.stack([x[(slice(None), *s)] for s in sl]).to(dev)).float().cpu()
-        if activation is not None: y = activation(y)
-        if out is None: out, acc = torch.zeros(y.shape[1], *full), torch.zeros(full)
-        for yi, s in zip(y, sl): out[(slice(None), *s)] += yi*w; acc[s] += w
-    out = out/acc
-    return out[(slice(None), *[slice(0, s) for s in sp])]
-
 # %% ../../nbs/10b_tasks.segment.ipynb #5ee47cec
 from fasttransform import ItemTransform
 from .volume import TensorVolume
+from ..volume import reorient
 
 def _vol(o) -> np.ndarray:
     if isinstance(o, BlankItem): return np.zeros(o.shape, np.float32)
     p = Path(o)
     if not p.is_file(): raise DataMissingError(f"{p}: no such volume file")
-    try: a = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e: raise InvalidArgumentError(f"{p}: not a readable .npy volume ({e})") from None
+    if is_nifti(p): a = np.asarray(reorient(load_volume(p, dtype=None)))       # NIfTI: the axial LPS view, as every other volume
+    else:
+        try: a = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as e: raise InvalidArgumentError(f"{p}: not a readable .npy volume ({e})") from None
     if a.ndim != 3: raise InvalidArgumentError(f"{p}: a volume (Z,Y,X) was expected, the file holds shape {a.shape}")
     return a
 
@@ -366,8 +321,8 @@ class LoadMaskNpy(Transform):
     def __getstate__(self): return {'_mem': {}}
 
 class PatchPair(ItemTransform):
-    "The same patch of a volume and its mask: random with random flips in training, the central one in validation; padded when smaller"
-    def __init__(self, patch:tuple, flip=(0, 1, 2)): self.patch, self.flip, self.train = tuple(patch), tuple(flip or ()), False
+    "The same patch of a volume and its mask: random (on the foreground with probability `fg_prob`) with random flips in training, the central one in validation; padded when smaller"
+    def __init__(self, patch:tuple, flip=(0, 1, 2), fg_prob:float=0.): self.patch, self.flip, self.fg_prob, self.train = tuple(patch), tuple(flip or ()), fg_prob, False
     def __call__(self, b, split_idx=None, **kwargs):
         self.train = split_idx == 0
         return super().__call__(b, split_idx=split_idx, **kwargs)
@@ -377,7 +332,8 @@ class PatchPair(ItemTransform):
         if any(pad):
             f = [v for q in reversed(pad) for v in (q//2, q - q//2)]
             x, y = F.pad(x, f), F.pad(y, f)
-        st = [np.random.randint(0, s - p + 1) if self.train else (s - p)//2 for s, p in zip(y.shape, self.patch)]
+        fg = np.argwhere(((y > 0) & (y != IGNORE)).numpy()) if self.train and self.fg_prob else None
+        st = patch_start(y.shape, self.patch, fg, self.fg_prob) if self.train else [(s - p)//2 for s, p in zip(y.shape, self.patch)]
         sl = tuple(slice(a, a + p) for a, p in zip(st, self.patch))
         x, y = x[(slice(None), *sl)], y[sl]
         if self.train:
@@ -387,13 +343,15 @@ class PatchPair(ItemTransform):
 
 def segmentation_dls3d(df:pd.DataFrame, # Table with `item` and `mask` (.npy volumes) and `is_valid`
                        patch=(32, 32, 32), # Training patch (Z,Y,X), or one side
-                       bs:int=4, codes=('background', 'foreground'), flip=(0, 1, 2), seed:int|None=42):
+                       bs:int=4, codes=('background', 'foreground'), flip=(0, 1, 2), seed:int|None=42,
+                       fg_prob:float=0., # Share of training patches centred on a foreground voxel
+                      ):
     "fastai `DataLoaders` of volume/mask patches"
     need = [c for c in ('item', 'mask', 'is_valid') if c not in df]
     if need: raise InvalidArgumentError(f"a segmentation table needs {', '.join(need)}")
     patch = (patch,)*3 if isinstance(patch, int) else tuple(patch)
     dblock = DataBlock(blocks=(TransformBlock(type_tfms=LoadVolumeNpy()), TransformBlock(type_tfms=LoadMaskNpy(), item_tfms=AddCodes(codes))),
-                       get_x=ColReader('item'), get_y=ColReader('mask'), splitter=ColSplitter('is_valid'), item_tfms=PatchPair(patch, flip))
+                       get_x=ColReader('item'), get_y=ColReader('mask'), splitter=ColSplitter('is_valid'), item_tfms=PatchPair(patch, flip, fg_prob))
     dls = table_dataloaders(dblock, df, bs=bs, seed=seed)
     dls.vocab = list(codes)
     return dls
@@ -440,7 +398,8 @@ class Segment(Task):
         codes = spec['codes'] if spec is not None else r['codes']
         if r.get('dim', 2) == 3:
             if spec is not None: table = pd.DataFrame({'item': [BlankItem((8, 8, 8))]*2, 'mask': [BlankItem((8, 8, 8))]*2, 'is_valid': [False, True]})
-            return segmentation_dls3d(table, r['size'], r['bs'], codes, r['aug'].get('flip', (0, 1, 2)) if isinstance(r['aug'], dict) else (0, 1, 2), r['seed'])
+            return segmentation_dls3d(table, r['size'], r['bs'], codes, r['aug'].get('flip', (0, 1, 2)) if isinstance(r['aug'], dict) else (0, 1, 2), r['seed'],
+                                      r.get('fg_prob', 0.))
         kw = dict(size=r['size'], channels=r['channels'], bs=r['bs'], aug=r['aug'], seed=r['seed'], codes=codes)
         if spec is not None:
             blank = pd.DataFrame({'item': [BlankItem((8, 8))]*2, 'mask': [BlankItem((8, 8))]*2, 'is_valid': [False, True]})

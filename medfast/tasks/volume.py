@@ -22,11 +22,13 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 
 from ..core import InvalidArgumentError
 from ..vision import BlankItem, NpzItem, read_npz
-from ..volume import VolumePrep, VolumeCache, show_volume
+from ..volume import show_volume
+from ..patches import VolumePrep, VolumeCache, patch_start, read_patch, sliding_window, default_cache_dir
+from ..resample import window_start
 from ..models import create_model, RESNET3D, _resnet3d_depth
 from ..metrics import binary_metrics, multiclass_metrics
 from ..data import oversample, table_dataloaders, label_vocab, check_labels
-from ..learner import Task, table_preds
+from ..learner import Task, table_preds, find_tfms
 from .classify import Classify, _placeholder
 
 # %% ../../nbs/10_tasks.volume.ipynb #5f0ed3b1
@@ -37,20 +39,35 @@ class TensorVolume(TensorBase):
         return show_volume(v[0] if v.ndim == 4 else v, axs=ctx, title=title)
 
 class LoadVolume(Transform):
-    "Item -> `TensorVolume` `(C,Z,Y,X)` float32 through a `VolumeCache` (preprocessed once)"
+    "Item -> `TensorVolume` `(C,Z,Y,X)` float32 through a `VolumeCache` (preprocessed once); with `patch`, a patch read from the cache's memory map"
     def __init__(self, cache=None, # A `VolumeCache`, a cache folder, or None (memory only)
                  prep:VolumePrep|None=None, # Preprocessing when `cache` is a folder or None
+                 patch:tuple|None=None, # Patch (Z,Y,X): random in training, central in validation (needs a disk cache)
+                 fg_prob:float=0., # Share of training patches centred on a foreground voxel
                 ):
         self.cache = cache if isinstance(cache, VolumeCache) else VolumeCache(cache, prep or VolumePrep())
+        if patch is not None and self.cache.path is None: raise InvalidArgumentError("patches are read from a disk cache: give LoadVolume a cache folder")
+        self.patch, self.fg_prob, self.train = None if patch is None else tuple(patch), fg_prob, False
+    def __call__(self, o, split_idx=None, **kwargs):
+        self.train = split_idx == 0
+        return super().__call__(o, split_idx=split_idx, **kwargs)
     def encodes(self, item) -> TensorVolume:
-        a = np.zeros(item.shape, np.float32) if isinstance(item, BlankItem) else self.cache(item)
+        if isinstance(item, BlankItem): a = np.zeros(item.shape, np.float32)
+        elif self.patch is None: a = self.cache(item)
+        else:
+            m = self.cache.open(item)                                       # mapped, read where the patch lies, unmapped after
+            fg = self.cache.foreground(item) if self.train and self.fg_prob else None
+            st = patch_start(m.shape[1:], self.patch, fg, self.fg_prob) if self.train else window_start(m.shape[1:], self.patch)
+            a = read_patch(m, st, self.patch); del m
         return TensorVolume(torch.from_numpy(np.ascontiguousarray(a)))
 
 def VolumeBlock(prep:VolumePrep|None=None, # How sources become arrays (default `VolumePrep()`)
                 cache=None, # Cache folder (float16 on disk), a `VolumeCache`, or None (memory only)
+                patch:tuple|None=None, # Patches of this shape instead of whole volumes (see `LoadVolume`)
+                fg_prob:float=0., # Share of training patches on the foreground
                ) -> TransformBlock:
-    "A DataBlock block of volumes `(C,Z,Y,X)`"
-    return TransformBlock(type_tfms=LoadVolume(cache, prep))
+    "A DataBlock block of volumes `(C,Z,Y,X)`, or of patches"
+    return TransformBlock(type_tfms=LoadVolume(cache, prep, patch, fg_prob))
 
 # %% ../../nbs/10_tasks.volume.ipynb #2d50bab4
 class RandFlip3D(RandTransform):
@@ -135,14 +152,17 @@ def volume_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
                sampling:str|None=None, # None, 'oversample' or 'weighted'
                vocab=None, # Classes in model order (default: sorted labels)
                seed:int|None=42, num_workers:int=0,
+               patch:tuple|None=None, # Train on patches of this shape (Z,Y,X) read from the disk cache (default folder: `default_cache_dir()`)
+               fg_prob:float=0.5, # With `patch`: share of training patches centred on the foreground
               ):
-    "fastai `DataLoaders` of volumes `(N,C,Z,Y,X)` from an item table"
+    "fastai `DataLoaders` of volumes `(N,C,Z,Y,X)` (or patches) from an item table"
     if 'is_valid' not in df: raise InvalidArgumentError("volume_dls needs a split (an `is_valid` column): use split_by_patient, split_stratified or split_by_folder")
     if sampling not in (None, 'none', 'oversample', 'weighted'): raise InvalidArgumentError(f"sampling must be None, 'oversample' or 'weighted', not {sampling!r}")
     if (~df.is_valid).sum() == 0 or df.label[~df.is_valid].nunique() < 2: raise InvalidArgumentError("volume_dls: the training split needs at least two classes")
     if sampling == 'oversample': df = oversample(df, seed=seed or 0)
     tfms = (aug if isinstance(aug, list) else volume_aug(**aug) if isinstance(aug, dict) else volume_aug()) if aug else []
-    dblock = DataBlock(blocks=(VolumeBlock(prep, cache), CategoryBlock(vocab=vocab)), get_x=ColReader('item'), get_y=ColReader('label'),
+    if patch is not None and cache is None: cache = default_cache_dir()
+    dblock = DataBlock(blocks=(VolumeBlock(prep, cache, patch, fg_prob if patch is not None else 0.), CategoryBlock(vocab=vocab)), get_x=ColReader('item'), get_y=ColReader('label'),
                        splitter=ColSplitter('is_valid'), batch_tfms=tfms)
     dls = table_dataloaders(dblock, df, bs, sampling, seed, num_workers)
     return dls
@@ -181,13 +201,15 @@ class Volume(Classify):
     name = 'volume'
     cpu_bf16 = False
     bf16_reason = 'bf16 autocast on CPU (1.6x faster for conv3d) intermittently gave NaN weight gradients in conv3d backward (torch 2.14, 3D ResNet-10/18)'
-    def prep(self, r) -> VolumePrep: return VolumePrep(shape=_shape(r['size']), crop=r['crop'], normalize=r['normalize'])
+    def prep(self, r) -> VolumePrep:
+        return VolumePrep(shape=None if r.get('patch') else _shape(r['size']), spacing=r.get('spacing'), crop=r['crop'], normalize=r['normalize'])
     def dls(self, table, r, spec=None):
+        kw = dict(bs=r['bs'], aug=r['aug'], seed=r['seed'], patch=_shape(r['patch']) if r.get('patch') else None, fg_prob=r.get('fg_prob', 0.))
         if spec is not None:
-            table = _placeholder(spec['vocab'], (spec['channels'], *_shape(r['size'])))
-            return volume_dls(table, self.prep(r), bs=r['bs'], aug=r['aug'], vocab=spec['vocab'], seed=r['seed'])
+            table = _placeholder(spec['vocab'], (spec['channels'], *(kw['patch'] or _shape(r['size']))))
+            return volume_dls(table, self.prep(r), vocab=spec['vocab'], **kw)
         table = check_labels(table)
-        return volume_dls(table, self.prep(r), bs=r['bs'], aug=r['aug'], sampling=r['sampling'], vocab=label_vocab(table['label']), seed=r['seed'])
+        return volume_dls(table, self.prep(r), sampling=r['sampling'], vocab=label_vocab(table['label']), **kw)
     def resolve(self, dls, r):
         loss = r['loss'] or ('bce' if dls.c == 2 else 'ce')
         if loss not in ('bce', 'ce'): raise InvalidArgumentError(f"loss must be 'bce' or 'ce', not {loss!r}")
@@ -205,6 +227,12 @@ class Volume(Classify):
         "Classes, channels and, for npz rows, the stored row shape (which tells volumes `(Z,Y,3)` from colour images when the model is evaluated)"
         it = learn.dls.train_ds.items['item'].iloc[0]
         return dict(vocab=list(learn.dls.vocab), channels=int(learn.dls.one_batch()[0].shape[1])) | ({'rows': list(np.shape(read_npz(it)))} if isinstance(it, NpzItem) else {})
-    def predict(self, learn, table, tta=False): return table_preds(learn, table, tta=tta)
+    def predict(self, learn, table, tta=False):
+        "Class probabilities; a patch-trained model averages its logits over sliding windows covering each whole volume"
+        r = learn.run_record.recipe
+        if not r.get('patch'): return table_preds(learn, table, tta=tta)
+        lv, model = find_tfms(learn.dls.valid, LoadVolume)[0], learn.model.eval()
+        z = torch.stack([sliding_window(model, lv.cache.open(it), _shape(r['patch']), .5, 'constant', bs=r['bs']) for it in table['item']])
+        return learn.loss_func.activation(z).float().numpy()
 
 TASK = Volume()
