@@ -22,6 +22,8 @@ from .patches import *
 from .boxes import *
 from .masks import *
 from .recipes import *
+from .distributed import *
+from .checkpoint import *
 from .learner import *
 from .tasks.classify import Classify, OBJECTIVES, fundus_pre, fit_decision, set_size, progressive_resize
 from .tasks.volume import Volume, TensorVolume, VolumeBlock, volume_aug, volume_dls, BinaryLogitLoss

@@ -103,6 +103,7 @@ RECIPE_FLAGS = {   # option: (recipe field, argparse keywords)
     '--pos-weight': ('pos_weight', dict(type=number(float, 0, open_lo=True), help='volume: weight of the positive class in BCE')),
     '--spacing': ('spacing', dict(type=number(float, 0, open_lo=True), nargs='+', metavar='MM', help='volume: resample to this voxel spacing first (one number, or z y x in mm)')),
     '--patch': ('patch', dict(type=number(int, 4), nargs='+', metavar='N', help='volume: train on patches of this size (one side, or z y x) from the disk cache; predict by sliding window')),
+    '--cache': ('cache', dict(choices=('auto', 'memory', 'disk'), help="decoded images: in memory, in one file on disk shared by every process, or 'auto' (the size rule, which says what it chose)")),
     '--precision': ('precision', dict(choices=('auto', 'fp32', 'bf16', 'fp16'))),
     '--pretrained': ('pretrained', dict(action='store_const', const=True, help='start from local weights (MEDFAST_WEIGHTS or --weights); never downloads')),
     '--weights': ('weights', dict(help='weight file or folder (implies --pretrained)')),
@@ -271,20 +272,51 @@ def _scan(args):
     text = _fmt(rep) + f"\n\n{len(rep)} files: {n_ok} decoded, {len(rep) - n_ok} failed with a DicomReadError"
     return (EXIT_OK if n_ok == len(rep) else EXIT_PARTIAL if n_ok else EXIT_ERROR), dict(files=len(rep), decoded=n_ok, failed=len(rep) - n_ok), text
 
+def _resumed(args):
+    "The saved command line of the run folder `args.resume`, parsed again, marked as resumed"
+    import json
+    run = Path(args.resume)
+    if len([a for a in args.argv if a not in ('--processes',) and not a.isdigit()]) > 3 or any(a.startswith('--') and a not in ('--resume', '--processes') for a in args.argv[1:]):
+        raise UsageError("--resume takes the run folder alone (and optionally --processes): the run continues with the options it was started with")
+    f = run/'command.json'
+    if not f.is_file(): raise DataMissingError(f"{run}: not a resumable run folder (no command.json): only medfast train --run folders can be resumed")
+    saved = json.loads(f.read_text())['argv']
+    new = _parser().parse_args(saved)
+    new.argv, new.resumed, new.resume = saved, True, str(run)
+    if args.processes: new.processes = args.processes
+    return new
+
+def _launch(args) -> tuple:
+    "Run this `medfast train` in `--processes` processes with PyTorch's launcher; its rank 0 prints the JSON line"
+    import subprocess
+    from medfast.distributed import launch_command, drop_option
+    argv = ['train', '--resume', args.resume] if getattr(args, 'resumed', False) else drop_option(args.argv, '--processes')
+    _warn(f"launching {args.processes} processes: {' '.join(map(str, launch_command(argv, args.processes)[1:]))}")
+    rc = subprocess.run(launch_command(argv, args.processes)).returncode
+    return (EXIT_OK if rc == 0 else EXIT_ERROR), None, None
+
 def _train(args):
     from medfast.learner import train
     from medfast.model_format import export, model_files
+    from medfast.distributed import world_size, is_main
+    if args.resume: args = _resumed(args)
+    if (args.processes or 1) > 1 and world_size() == 1: return _launch(args)
     task, recipe, why = choose_task(args)
     over = recipe_overrides(args, recipe)
     if args.size is not None and args.item_size is None and recipe.params.get('item_size') is not None: over['item_size'] = args.size   # a fixed presize follows --size
+    resumed = getattr(args, 'resumed', False)
     if args.run:
         from medfast.report import new_run_folder
-        try: new_run_folder(args.run, create=False)
-        except InvalidArgumentError as e: raise UsageError(f"--run {e}") from None
+        from medfast.core import atomic_write
+        if not resumed and is_main():
+            try: new_run_folder(args.run, create=True)
+            except InvalidArgumentError as e: raise UsageError(f"--run {e}") from None
+            atomic_write(Path(args.run)/'command.json', json_text(dict(argv=args.argv)))    # what --resume runs again
         args.out = Path(args.run)/'model.pt'
     check_outputs(args.out or 'model.pt', [args.csv, args.coco, args.npz])
-    _warn(f"task {task} ({why}), recipe {recipe.name}")
-    learn = train(_train_table(args, over.get('seed', recipe.params['seed'])), recipe, **over)
+    _warn(f"task {task} ({why}), recipe {recipe.name}" + (f", resumed from {args.run}" if resumed else ''))
+    learn = train(_train_table(args, over.get('seed', recipe.params['seed'])), recipe, checkpoint=args.run, resume=resumed, **over)
+    if not is_main(): return EXIT_OK, None, None                                       # rank 0 writes
     if args.run:
         from medfast.report import save_run
         info = save_run(learn, args.run, data=_input_path(args))
@@ -395,7 +427,9 @@ def _train_parser(sub):
     tr.add_argument('--recipe', default=None, help="training defaults (see medfast recipes): xray for --folder, fundus for 2D --npz/--csv, medmnist3d for 3D --npz, volumes for a --csv of NIfTI files or series folders, lungs for --coco, lungseg for --masks")
     out = tr.add_mutually_exclusive_group()
     out.add_argument('--out', default=None, help='the model to write: X.pt (weights) and X.json (spec); default model.pt')
-    out.add_argument('--run', default=None, help='a new folder for the whole run: the model, metrics.json, predictions.csv and report.html (pictures)')
+    out.add_argument('--run', default=None, help='a new folder for the whole run: the model, metrics.json, predictions.csv and report.html (pictures), and a checkpoint after every epoch')
+    out.add_argument('--resume', default=None, metavar='RUN', help='continue the --run folder RUN after an interruption (kill, crash, power) from its last checkpoint, with its options')
+    tr.add_argument('--processes', type=number(int, 1), default=None, help='train in N processes on this machine (DistributedDataParallel, gloo on CPUs, NCCL on GPUs); several machines: torchrun, see CONTRIBUTING.md')
     tr.add_argument('--valid', choices=('patient', 'stratified', 'folder'), default=None, help='validation split rule (default: by patient; the npz val split for --npz)')
     tr.add_argument('--valid-pct', type=number(float, 0, 1, open_lo=True, open_hi=True), default=0.15, help='validation fraction (default 0.15)')
     tr.add_argument('--valid-folder', nargs='+', default=['val'], help='with --valid folder: folder name(s) for validation (several are merged)')
@@ -447,8 +481,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Entry point of the `medfast` command; returns the exit status"
+    argv = list(sys.argv[1:] if argv is None else argv)
     try: args = _parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else EXIT_USAGE
+    args.argv = argv
     stdout = sys.stdout
     try:
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
@@ -459,7 +495,7 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
     except KeyboardInterrupt: _warn('interrupted'); return 130
     except Exception as e: return _bug(e)
     if text: print(text, file=stdout)
-    print(json_text(payload), file=stdout)
+    if payload is not None: print(json_text(payload), file=stdout)
     return rc
 
 def _warnings_to_stderr():
@@ -474,3 +510,6 @@ def _bug(e:Exception) -> int:
     _warn(f"internal error, a bug in medfast: {type(e).__name__}: {e}. Please report it with the command line"
           f"{'' if os.environ.get('MEDFAST_DEBUG') else '; MEDFAST_DEBUG=1 shows the traceback'}")
     return EXIT_BUG
+
+# %% ../nbs/14_cli.ipynb #48e8a807
+if __name__ == '__main__': sys.exit(main())   # python -m medfast.cli: what the distributed launcher runs

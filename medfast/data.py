@@ -266,8 +266,8 @@ def class_weights(labels, # Training labels, one per item
 def table_dataloaders(dblock:DataBlock, df:pd.DataFrame, # An item table with `is_valid`
                       bs:int=64, sampling:str|None=None, # None, 'oversample' (already applied to `df`) or 'weighted'
                       seed:int|None=42, num_workers:int=0):
-    "`dblock`'s DataLoaders of `df`: batch size clamped to the training rows (a small table still makes one batch), balanced weights for 'weighted'"
-    kw = dict(bs=max(1, min(bs, int((~df.is_valid).sum()))), num_workers=num_workers)
+    "`dblock`'s DataLoaders of `df`: batch size clamped to the training rows (a small table still makes one batch), balanced weights for 'weighted', pinned memory on CUDA"
+    kw = dict(bs=max(1, min(bs, int((~df.is_valid).sum()))), num_workers=num_workers, pin_memory=torch.cuda.is_available())
     if seed is not None: torch.manual_seed(seed)
     return dblock.weighted_dataloaders(df, wgts=balanced_weights(df), **kw) if sampling == 'weighted' else dblock.dataloaders(df, **kw)
 
@@ -293,6 +293,7 @@ def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
               regression:bool=False, # Float targets (ordinal regression) instead of categories
               pre=None, # Full-size preprocessing run once per image before the presize (e.g. `fundus_preprocess()`)
               vocab=None, # Classes in model order (default: the sorted labels); give all grades when a split may lack one
+              cache:bool|str='auto', # Decoded images: 'auto' (the size rule), 'memory', 'disk' (one file, read row by row) or False
              ):
     "fastai `DataLoaders` from an item table: presizing, medical augmentation, dataset normalization, sampling"
     from fastai.data.block import RegressionBlock
@@ -301,7 +302,7 @@ def image_dls(df:pd.DataFrame, # Item table with `item`, `label`, `is_valid`
     if len(df) == 0 or (~df.is_valid).sum() == 0: raise InvalidArgumentError("image_dls: no training images in the table")
     if not regression: _two_classes(df)
     item_size = (item_size or int(round(size*1.15/8)*8)) if aug else size
-    blk = MedImageBlock(item_size, channels, method, voi, pre=pre)
+    blk = MedImageBlock(item_size, channels, method, voi, cache=cache, pre=pre)
     if preload:
         bad = list(dict.fromkeys(blk.type_tfms[0].preload(df['item'], on_error=on_error)))   # each unreadable file once
         if bad:

@@ -20,9 +20,11 @@ from fastai.callback.schedule import *   # patches fit_one_cycle, lr_find, fine_
 from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 
-from .core import InvalidArgumentError, TrainingError, seed_everything
+from .core import InvalidArgumentError, TrainingError, DataMissingError, seed_everything
 from .recipes import TASKS, get_recipe, get_task
 from .models import model_splitter
+from .distributed import world_size, is_main, distributed_trainer, ShardRecord, leave_distributed, broadcast_object
+from .checkpoint import Checkpoint, load_checkpoint
 
 # %% ../nbs/09_learner.ipynb #c290266f
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -233,20 +235,37 @@ def find_lr(learn:Learner, show:bool=False) -> float:
     record(learn, 'lr_find', lr=float(s.valley))
     return float(s.valley)
 
-def fit(learn:Learner, epochs:int, lr=None, **kwargs) -> dict:
-    "One-cycle training (`lr` found with `find_lr` when None)"
-    lr = lr or find_lr(learn)
-    return _timed_fit(learn, 'fit_one_cycle', lambda: learn.fit_one_cycle(epochs, lr, **kwargs), epochs, lr)
+def fit(learn:Learner, epochs:int, lr=None, start_epoch:int=0, **kwargs) -> dict:
+    "One-cycle training (`lr` found with `find_lr` when None, rank 0's for every rank); `start_epoch` continues a checkpointed run"
+    lr = lr or broadcast_object(find_lr(learn))
+    return _timed_fit(learn, 'fit_one_cycle', lambda: learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, **kwargs), epochs - start_epoch, lr,
+                      **({'resumed_at_epoch': start_epoch} if start_epoch else {}))
 
 def fine_tune(learn:Learner, epochs:int, lr:float|None=2e-3, freeze_epochs:int=1, lr_mult:float=100, **kwargs) -> dict:
     "fastai's `fine_tune`: the head only for `freeze_epochs`, then all layers with learning rates from `lr/2/lr_mult` to `lr/2`"
-    lr = lr or find_lr(learn)
+    lr = lr or broadcast_object(find_lr(learn))
     return _timed_fit(learn, 'fine_tune', lambda: learn.fine_tune(epochs, lr, freeze_epochs=freeze_epochs, lr_mult=lr_mult, **kwargs),
                       epochs + freeze_epochs, slice(lr/2/lr_mult, lr/2), freeze_epochs=freeze_epochs)
 
 # %% ../nbs/09_learner.ipynb #33b6bf96
+def _run_callbacks(learn:Learner, checkpoint, resume:bool) -> list:
+    "What a run adds for its fit: the distributed trainer and shard record when launched on several processes, the checkpoint"
+    cbs = []
+    if world_size() > 1:
+        cbs += [distributed_trainer(), ShardRecord()]
+        if not is_main():
+            from fastai.callback.progress import ProgressCallback
+            learn.remove_cb(ProgressCallback)                                  # one progress bar: rank 0's
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint) if resume else None
+        if resume and state is None: raise DataMissingError(f"{checkpoint}: no checkpoint to resume from (checkpoint.pt is written at the end of each epoch)")
+        cbs.append(Checkpoint(checkpoint, state))
+    return cbs
+
 def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.split_table`)
           recipe='xray', # A recipe name (see `medfast recipes`) or a `Recipe`
+          checkpoint=None, # Folder for `checkpoint.pt`, written atomically after every epoch
+          resume:bool=False, # Continue from the checkpoint in `checkpoint` (same table and recipe)
           **overrides, # Any field of the recipe; None keeps its default
          ) -> Learner:
     "Train a model for the recipe's task on an item table; `learn.run_record.valid` holds the validation figures"
@@ -255,8 +274,19 @@ def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.sp
     seed_everything(r['seed'])
     learn = task_learner(task.dls(table, r), task, r)
     r = learn.run_record.recipe
-    if learn.run_record.weights_report is not None: fine_tune(learn, r['epochs'], r['lr'])
-    else: fit(learn, r['epochs'], r['lr'])
+    cbs = _run_callbacks(learn, checkpoint, resume)
+    ck = next((c for c in cbs if isinstance(c, Checkpoint)), None)
+    with learn.added_cbs(cbs):
+        if ck is not None and ck.resume is not None:
+            if learn.run_record.weights_report is not None: raise InvalidArgumentError("resuming is for runs trained from scratch (fit); this one fine-tunes pretrained weights: start it again")
+            ck.restore_weights()
+        if learn.run_record.weights_report is not None: fine_tune(learn, r['epochs'], r['lr'])
+        else:
+            lr = r['lr'] or (ck.lr if ck else None) or broadcast_object(find_lr(learn))    # a resumed run keeps its finder's rate
+            if ck is not None: ck.info['lr'] = lr
+            fit(learn, r['epochs'], lr, start_epoch=ck.start_epoch if ck else 0)
+    leave_distributed()                                                           # each rank evaluates alone; rank 0 writes
+    if getattr(learn.run_record, 'shards', None): learn.run_record.history[-1]['shards'] = learn.run_record.shards
     task.after_fit(learn, r)
     learn.run_record.valid = task.evaluate(learn, learn.dls.valid_ds.items, tta=r.get('tta', False))
     return learn

@@ -66,7 +66,7 @@ def recipe_table() -> list[dict]:
 # %% ../nbs/08_recipes.ipynb #0e2a4596
 _IMAGE = dict(arch='resnet18', size=128, item_size=None, epochs=10, bs=64, lr=3e-3, channels=1, sampling='oversample', objective='ce',
               label_smoothing=0.1, class_weight=None, mixup=0., aug=True, pre='none', ben=4., thresholds=False, tta=False, on_error='raise',
-              labels=None)   # labels: a fixed label set (grades); any other label in the data is an error
+              labels=None, cache='auto')   # labels: a fixed label set (grades), any other label is an error; cache: where decoded images live
 
 register_recipe('xray', 'classify', "chest X-rays, grey, 128 px, oversampled, from scratch (bench/chest_xray.py)", **_IMAGE)
 register_recipe('xray_quick', 'classify', "the 'xray' recipe at 64 px for 3 epochs: a first chest X-ray model in minutes on 2 CPU cores (make run)",

@@ -28,7 +28,8 @@ def runs(cell) -> bool:
     "Whether the runner executes `cell`: code, not `#| eval: false`, and not tagged with a skipped flag unless SLOW"
     if cell.cell_type != 'code': return False
     d = getattr(cell, 'directives_', None) or {}
-    if d.get('eval:', [''])[0].lower() == 'false': return False
+    v = d.get('eval', d.get('eval:', ''))                     # nbdev 3 gives {'eval': 'false'}
+    if str(v[0] if isinstance(v, list) and v else v).strip().lower() == 'false': return False
     return SLOW or not (SKIP_FLAGS & d.keys())
 
 def first_line(cell):

@@ -96,6 +96,34 @@ def volume_patches(r):
             "each size and cached as float16. Peak RSS is the largest resident set (mapped file pages included) while a sample is alive, above the RSS before the first volume was read, in a fresh process "
             f"without a model (the data path alone); the last column adds a {p['arch']} training step on batches of {p['bs']}, in another process.\n\n" + t)
 
+def scale(r):
+    out = []
+    if 'cache' in r:
+        rows = r['cache']; first = {m: next(q for q in rows if q['cache'] == m) for m in ('memory', 'disk')}
+        out.append("(a) The data path of one training epoch of `'xray_quick'` (64 px grey items presized to 72, oversampled, batches of 64, "
+                   "augmentation, no model) against the dataset's size, the chest set repeated under new names; each in a fresh process. "
+                   "Peak RSS above the process's before the first image (mapped file pages included):\n\n" +
+                   table(['images', 'cache', 'preload', 'peak RSS above start', 'vs 1x', 'images/s'],
+                         [[f"{q['images']:,}", q['cache'], f"{q['preload_s']} s", f"{q['rss_mb']} MB", f"{q['rss_mb']/max(.1, first[q['cache']]['rss_mb']):.1f}x",
+                           q['epoch_img_s']] for q in rows]))
+    if 'decode' in r:
+        d = r['decode']
+        out.append(f"(b) Decoding the {d['images']:,} radiographs to 64 px into memory (`preload`), best of two, alternating:\n\n" +
+                   table(['decode processes', 'seconds', 'ratio'], [[1, d['one_s'], '1.00'], [2, d['two_s'], f"{d['speedup']:.2f}x faster"]]))
+    if 'ddp' in r:
+        rows = r['ddp']
+        out.append("(c) `medfast train --recipe xray_quick --epochs 2` on the 5,216 radiographs (patient split) in one process and with `--processes 2` "
+                   "(two gloo processes on the same 2 cores, each with batches of 64):\n\n" +
+                   table(['processes', 's / epoch', 'vs one', 'accuracy', 'AUROC', 'sensitivity', 'specificity', 'shards of the last epoch'],
+                         [[q['processes'], q['epoch_s'], f"{q.get('epoch_ratio', 1.0):.2f}", q['accuracy'], q['auroc'], q['sensitivity'], q['specificity'],
+                           '' if not q.get('shards') else f"{q['shards']['items']} items, {q['shards']['shared']} shared, classes {q['shards']['classes']}"] for q in rows]))
+    return '\n\n'.join(out)
+
+def gpu(r):
+    return (f"{r['gpu']}: {r['arch']} at {r['size']} px, batch {r['bs']}, {r['precision']}, channels-last. The plain loop uses AMP with a "
+            "gradient scaler, channels-last, pinned memory and non-blocking copies, and the same GPU batch augmentation:\n\n" +
+            table(['loop', 'images/s', 'vs plain loop'], [['plain PyTorch', r['loop_img_s'], '1.00'], ['medfast fastai learner', r['learner_img_s'], f"{r['ratio']:.2f}"]]))
+
 def speed_table(s:dict) -> str:
     "Epoch time, images/s and the ratio to the plain loop of each contender"
     base = next(v for k, v in s.items() if k.startswith('plain'))
@@ -140,7 +168,9 @@ SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Whi
             ('volumes', '3D volumes: DICOM series, the cache, AdrenalMNIST3D', volumes),
             ('volume_patches', '3D volumes at real size: patches from the memory-mapped cache', volume_patches), ('detection', 'Chest X-ray detection: lung boxes', detection),
             ('segmentation', 'Lung segmentation', segmentation),
-            ('segmentation_cv', 'Lung segmentation: cross-validation by patient', segmentation_cv)]
+            ('segmentation_cv', 'Lung segmentation: cross-validation by patient', segmentation_cv),
+            ('scale', 'Scale: the image cache against dataset size, parallel decoding, two processes', scale),
+            ('gpu', 'GPU training throughput', gpu)]
 
 RUN = {'segmentation_cv': 'python bench/segmentation.py --parts cv --json bench/results/segmentation_cv.json',
        'volume_patches': 'python bench/volumes.py --parts patches --json bench/results/volume_patches.json'}   # sections whose command is not bench/<name>.py

@@ -48,7 +48,8 @@ class Classify(Task):
     cpu_bf16 = True
     bf16_reason = 'measured safe, and 1.8x faster (2.4x with channels-last) for a 2D ResNet at 128 px on a CPU with AVX512-BF16 (bench/chest_xray.py)'
     def dls(self, table, r, spec=None):
-        kw = dict(size=r['size'], item_size=r['item_size'], bs=r['bs'], channels=r['channels'], aug=r['aug'], seed=r['seed'], pre=fundus_pre(r['pre'], r['ben']))
+        kw = dict(size=r['size'], item_size=r['item_size'], bs=r['bs'], channels=r['channels'], aug=r['aug'], seed=r['seed'], pre=fundus_pre(r['pre'], r['ben']),
+                  cache=r.get('cache', 'auto'))
         if spec is not None:
             return image_dls(_placeholder(spec['vocab'], (8, 8)), **kw, sampling=None, vocab=spec['vocab'], normalize=spec['stats'], preload=False)
         table, labels = check_labels(table, r.get('labels')), r.get('labels')
