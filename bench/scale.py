@@ -8,7 +8,9 @@ k names (distinct paths, so every copy is decoded and cached as its own image), 
     of 64, augmentation on, no model): the data path alone. Peak resident set above the process's before the first image (the
     largest of /proc/self/statm sampled after each batch and ru_maxrss, mapped file pages included), and images per second of the
     pass. 'memory' keeps the decoded images in a dict; 'disk' in one memory-mapped file (built once per size; the pass reads it).
-(b) Decoding (--decode): `preload` of the 5,216 images into memory with 1 and with 2 decode processes, alternating, best of two.
+(b) Decoding: `preload` into memory with 1 and with 2 decode processes, alternating, best of two: the 5,216 radiographs (224 px
+    JPEG, to 64 px), and the RSNA radiograph of ../shared/data/dicom_misc (a 1024x1024 JPEG-compressed DICOM) linked under 200 names
+    (to 256 px): cheap images against costly ones.
 (c) One process against two (--parts ddp): `medfast train --folder ... --recipe xray_quick --epochs 2` alone and with
     `--processes 2` (gloo, batch 64 per process, so the 2-process run takes half the optimizer steps per epoch with twice the
     batch). Seconds per epoch and the validation figures of the patient split. On 2 cores two processes cannot be faster: the
@@ -83,15 +85,22 @@ if 'cache' in parts:
 if 'decode' in parts:
     from medfast.vision import LoadImage
     from medfast.data import items_from_folder
-    items = items_from_folder(src)['item'].tolist()
-    times = {1: [], 2: []}
-    for _ in range(2):
-        for n in (1, 2):
-            ld = LoadImage(size=64, channels=1, cache='memory', n_workers=0 if n == 1 else n)
-            t0 = time.perf_counter(); ld.preload(items); times[n].append(time.perf_counter() - t0)
-    out['decode'] = dict(images=len(items), one_s=round(min(times[1]), 2), two_s=round(min(times[2]), 2), speedup=round(min(times[1])/min(times[2]), 2))
-    d = out['decode']
-    print(f"\n(b) decoding {d['images']:,} radiographs to 64 px: 1 process {d['one_s']} s, 2 processes {d['two_s']} s ({d['speedup']}x)")
+    sets = [('chest JPEG 224 px', items_from_folder(src)['item'].tolist(), 64)]
+    dcm = data_dir()/'dicom_misc'/'rsna_pneumonia_c64d5667.dcm'
+    if dcm.is_file():
+        (tmp/'dcm').mkdir(exist_ok=True)
+        for j in range(200): (tmp/'dcm'/f'r{j}.dcm').symlink_to(dcm)
+        sets.append(('RSNA DICOM 1024 px, JPEG', sorted(str(p) for p in (tmp/'dcm').iterdir()), 256))
+    out['decode'] = []
+    for name, items, size in sets:
+        times = {1: [], 2: []}
+        for _ in range(2):
+            for n in (1, 2):
+                ld = LoadImage(size=size, channels=1, cache='memory', n_workers=0 if n == 1 else n)
+                t0 = time.perf_counter(); ld.preload(items); times[n].append(time.perf_counter() - t0)
+        out['decode'].append(dict(images=name, n=len(items), one_s=round(min(times[1]), 2), two_s=round(min(times[2]), 2), speedup=round(min(times[1])/min(times[2]), 2)))
+    print("\n(b) preload into memory with 1 and 2 decode processes (best of two)\n| images | count | 1 process (s) | 2 processes (s) | speed-up |\n|---|---|---|---|---|")
+    for d in out['decode']: print(f"| {d['images']} | {d['n']:,} | {d['one_s']} | {d['two_s']} | {d['speedup']}x |")
 
 if 'ddp' in parts:
     rows = []
