@@ -276,8 +276,8 @@ def _resumed(args):
     "The saved command line of the run folder `args.resume`, parsed again, marked as resumed"
     import json
     run = Path(args.resume)
-    if len([a for a in args.argv if a not in ('--processes',) and not a.isdigit()]) > 3 or any(a.startswith('--') and a not in ('--resume', '--processes') for a in args.argv[1:]):
-        raise UsageError("--resume takes the run folder alone (and optionally --processes): the run continues with the options it was started with")
+    if given := [a for a in args.argv[1:] if a.startswith('--') and a.split('=')[0] not in ('--resume', '--processes')]:
+        raise UsageError(f"--resume takes the run folder alone (and --processes), not {' '.join(given)}: the run continues with the options it was started with")
     f = run/'command.json'
     if not f.is_file(): raise DataMissingError(f"{run}: not a resumable run folder (no command.json): only medfast train --run folders can be resumed")
     saved = json.loads(f.read_text())['argv']
