@@ -19,6 +19,12 @@ the per-round ratios, since each round runs the contenders back to back):
                    work a hand-written loop does (float conversion, normalization, a random affine augmentation)
   medfast fp32     the medfast learner with precision='fp32': what bf16 autocast buys on this CPU
 
+Recipe screening (--only screen): each variant of the 'xray' recipe (--variants, JSON overrides: intensity standardization,
+gamma augmentation, ...) at --screen-size px for --screen-epochs epochs, trained twice: on the patient split, and on the
+shift-aware split that holds out one acquisition group whole (--hold-out NORMAL2: 744 normal radiographs whose file names mark
+a separate batch, plus a patient split of the rest). Figures: accuracy, AUROC, balanced accuracy, sensitivity, specificity,
+expected calibration error, and accuracy re-weighted to the official test split's class prior (--test-normal 0.375).
+
 Run: `python bench/chest_xray.py [--minutes 15] [--size 128] [--only medfast,throughput]`.
 """
 import argparse, json, math, sys, time, warnings
@@ -44,8 +50,15 @@ ap.add_argument('--arch', default='resnet18')
 ap.add_argument('--bs', type=int, default=64)
 ap.add_argument('--tp-batches', type=int, default=25)
 ap.add_argument('--rounds', type=int, default=5, help='interleaved throughput rounds (median reported)')
-ap.add_argument('--only', default='throughput,medfast,aptos-post,stock-fastai')
+ap.add_argument('--only', default='throughput,medfast,aptos-post,stock-fastai,screen')
 ap.add_argument('--json', default=None, help='also write the rows here')
+ap.add_argument('--screen-size', type=int, default=64, help='image size of the recipe screening runs')
+ap.add_argument('--screen-epochs', type=int, default=8, help='epochs of each screening run')
+ap.add_argument('--hold-out', default='NORMAL2', help='file-name group held out whole by the shift-aware split')
+ap.add_argument('--test-normal', type=float, default=0.375, help='share of normal images at which accuracy is re-weighted (the official test prior)')
+ap.add_argument('--append', action='store_true', help='keep the rows already in the JSON file and run only the missing ones')
+ap.add_argument('--variants', default='base={};equalize={"pre": "equalize"};clahe={"pre": "clahe"};gamma={"aug": {"max_gamma": 1.5}};equalize+gamma={"pre": "equalize", "aug": {"max_gamma": 1.5}}',
+                help='screening variants: name=JSON recipe overrides, separated by ;')
 args = ap.parse_args()
 only = args.only.split(',')
 torch.set_num_threads(torch.get_num_threads())
@@ -203,6 +216,28 @@ if 'stock-fastai' in only:
     v = classification_metrics(p.numpy(), yy)
     rows.append(dict(contender='stock fastai (resnet18)', epochs=ep, train_img_s=round(len(dls.train_ds)*ep/train_s, 1), train_min=round(train_s/60, 1), wall_min=round((time.perf_counter()-t)/60, 1),
                      accuracy=round(v['accuracy'], 4), auroc=round(v['auroc'], 4), f1=round(v['f1'], 4), sensitivity=round(v['sensitivity'], 4), specificity=round(v['specificity'], 4)))
+
+# ---------------------------------------------------------------- recipe screening on the shift-aware protocol
+if 'screen' in only:
+    from medfast.data import split_holding_out
+    from medfast.shift import calibration, prior_accuracy
+    splits = {f'{args.hold_out} held out': split_holding_out(df.drop(columns='is_valid'), args.hold_out, valid_pct=0.15, seed=42), 'patient': df}
+    variants = {v: json.loads(o) for v, o in (x.split('=', 1) for x in args.variants.split(';'))}
+    out = Path(args.json) if args.json else Path(__file__).parent/'results'/'chest_xray.json'
+    if args.append and out.is_file():       # go on with a screening: keep its rows, run only the pairs it lacks
+        for r in json.loads(out.read_text())['results']: rows.append(r)
+    done = {(r.get('variant'), r.get('split')) for r in rows}
+    for v, over in variants.items():
+        for sname, table in splits.items():
+            if (v, sname) in done: continue
+            t = time.perf_counter()
+            learn = train(table, 'xray', arch=args.arch, size=args.screen_size, epochs=args.screen_epochs, bs=args.bs, **over)
+            probs, y = (a.numpy() for a in learn.get_preds(dl=learn.dls.valid))
+            m = classification_metrics(probs, y)
+            rows.append(dict(variant=v, split=sname, n_valid=len(y), overrides=over, train_min=round((time.perf_counter()-t)/60, 1),
+                             accuracy=round(m['accuracy'], 4), auroc=round(m['auroc'], 4), balanced_accuracy=round(m['balanced_accuracy'], 4),
+                             sensitivity=round(m['sensitivity'], 4), specificity=round(m['specificity'], 4), ece=round(calibration(probs, y)['ece'], 4),
+                             accuracy_test_prior=round(prior_accuracy(probs, y, [args.test_normal, 1-args.test_normal]), 4)))
 
 tab = pd.DataFrame(rows)
 print(f"\nchest_xray_224 train split by patient: {len(tr)} train / {len(va)} valid images; size {args.size}; budget {args.minutes:g} min training each; {torch.get_num_threads()} threads")

@@ -11,6 +11,7 @@ from .dicom import *
 from .deid import *
 from .vision import *
 from .fundus import *
+from .intensity import *
 from .data import *
 from .models import *
 from .metrics import *
@@ -25,7 +26,7 @@ from .recipes import *
 from .distributed import *
 from .checkpoint import *
 from .learner import *
-from .tasks.classify import Classify, OBJECTIVES, fundus_pre, fit_decision, set_size, progressive_resize
+from .tasks.classify import Classify, OBJECTIVES, fit_decision, set_size, progressive_resize
 from .tasks.volume import Volume, TensorVolume, VolumeBlock, volume_aug, volume_dls, BinaryLogitLoss
 from .tasks.detect import Detect, DETECTORS, create_detector, detection_dls, predict_boxes
 from .tasks.segment import Segment, MedMaskBlock, segmentation_dls, segmentation_dls3d, create_unet, create_unet3d, DiceCELoss, predict_masks, mask_scores, show_overlays

@@ -12,7 +12,7 @@ import argparse, contextlib, math, os, re, sys, traceback, warnings
 from pathlib import Path
 
 import medfast
-from .core import MedfastError, DataMissingError, InvalidArgumentError, json_text
+from .core import MedfastError, DataMissingError, InvalidArgumentError, json_text, PRE
 from .recipes import RECIPES, TASKS, get_recipe, recipe_table
 
 # %% ../nbs/14_cli.ipynb #40dc4214
@@ -95,7 +95,7 @@ RECIPE_FLAGS = {   # option: (recipe field, argparse keywords)
     '--thresholds': ('thresholds', dict(action='store_const', const=True, help='decide grades by thresholds fitted for quadratic kappa (always on with --objective ordinal)')),
     '--class-weight': ('class_weight', dict(choices=('balanced', 'sqrt'), help='class weights in the loss')),
     '--sampling': ('sampling', dict(choices=('oversample', 'weighted', 'none'))),
-    '--pre': ('pre', dict(choices=('none', 'crop', 'fundus'), help="full-size preprocessing: 'crop' the black border and mask the retina circle, 'fundus' adds Ben Graham's filter")),
+    '--pre': ('pre', dict(choices=PRE, help="full-size preprocessing: 'crop' the black border and mask the retina circle, 'fundus' adds Ben Graham's filter, 'equalize' or 'clahe' standardize each radiograph's grey levels")),
     '--ben': ('ben', dict(type=number(float, 0), help='Ben Graham strength with --pre fundus')),
     '--label-smoothing': ('label_smoothing', dict(type=number(float, 0, 1, open_hi=True))),
     '--mixup': ('mixup', dict(type=number(float, 0), help='MixUp Beta parameter (0: off)')),
@@ -105,7 +105,7 @@ RECIPE_FLAGS = {   # option: (recipe field, argparse keywords)
     '--patch': ('patch', dict(type=number(int, 4), nargs='+', metavar='N', help='volume: train on patches of this size (one side, or z y x) from the disk cache; predict by sliding window')),
     '--cache': ('cache', dict(choices=('auto', 'memory', 'disk'), help="decoded images: in memory, in one file on disk shared by every process, or 'auto' (the size rule, which says what it chose)")),
     '--precision': ('precision', dict(choices=('auto', 'fp32', 'bf16', 'fp16'))),
-    '--pretrained': ('pretrained', dict(action='store_const', const=True, help='start from local weights (MEDFAST_WEIGHTS or --weights); never downloads')),
+    '--pretrained': ('pretrained', dict(action='store_const', const=True, help='start from ImageNet weights: --weights, MEDFAST_WEIGHTS, /kaggle/input, the torch and Hugging Face caches, then a download unless MEDFAST_OFFLINE=1')),
     '--weights': ('weights', dict(help='weight file or folder (implies --pretrained)')),
     '--seed': ('seed', dict(type=number(int, 0, 2**32 - 1))),
     '--tta': ('tta', dict(action='store_const', const=True, help='test-time augmentation for the validation figures')),
@@ -216,8 +216,16 @@ def _train_table(args, seed):
             raise DataMissingError(f"{args.folder}: no such folder. --folder takes a class-folder tree, FOLDER/<class>/<images>: for the chest X-ray "
                                    "workflow, the train/ folder of Kaggle's 'Chest X-Ray Images (Pneumonia)' with NORMAL/ and PNEUMONIA/ inside")
         if not (args.preset or args.patient_re): _warn("no --preset or --patient-re: each image is its own patient in the validation split")
-        df = items_from_folder(args.folder, patient_re=args.patient_re, preset=args.preset)
+        df = items_from_folder(args.folder, patient_re=args.patient_re, preset=args.preset, group_re=args.group_re)
+    if args.hold_out: return _held_out(df, args, kind, seed)
     return split_table(df, args.valid or ('folder' if kind == 'npz' else 'patient'), args.valid_pct, args.valid_folder, seed)
+
+def _held_out(df, args, kind, seed):
+    "Whole file-name groups (acquisition batches) for validation, plus a patient split of the rest: the shift-aware protocol"
+    from medfast.data import split_holding_out
+    if kind != 'folder' or 'group' not in df: raise UsageError("--hold-out needs --folder and file-name groups: --preset chest_xray (or --group-re)")
+    if (args.valid or 'patient') != 'patient': raise UsageError("--hold-out splits the other groups by patient (--valid patient)")
+    return split_holding_out(df, args.hold_out, args.valid_pct, seed)
 
 def _eval_table(args, task, spec=None):
     "The labelled table of `medfast evaluate`: a folder, a CSV, an npz file's test split (its val split when it has none), or a COCO file"
@@ -231,7 +239,7 @@ def _eval_table(args, task, spec=None):
     if kind == 'masks': return _mask_table(args)
     if kind == 'coco': return _coco_table(args)
     if kind == 'csv': return _csv_table(args)
-    if kind == 'folder': return items_from_folder(args.folder)
+    if kind == 'folder': return items_from_folder(args.folder, preset=args.preset)   # the preset's file-name groups give per-group figures
     shape, rows = npz_rows(args.npz)
     if rows == 'either' and task == 'volume':   # (H,W,3) colour images or (Z,Y,3) volumes: what the model was trained on decides
         trained = (spec or {}).get('rows') or []
@@ -346,7 +354,7 @@ def _evaluate(args):
     from medfast.model_format import load_model
     from medfast.learner import evaluate
     learn = load_model(args.model)
-    m = evaluate(learn, _eval_table(args, learn.run_record.task, learn.run_record.spec), tta=args.tta)
+    m = evaluate(learn, _eval_table(args, learn.run_record.task, learn.run_record.spec), tta=args.tta, adapt_prior=args.adapt_prior)
     return EXIT_OK, dict(model=str(args.model), task=learn.run_record.task, **m), None
 
 def _predict(args):
@@ -360,7 +368,7 @@ def _predict(args):
     check_outputs(args.out, [args.csv, args.sample, *model_files(args.model)], model=False)
     cols = use_preset(args.preset, item=args.id_col, label=args.target_col)
     id_col, target = cols.get('item', 'id'), cols.get('label', 'label')
-    sub = submission_from_learner(learn, _csv_table(args, labelled=False), args.out, args.sample, id_col, target, tta=args.tta)
+    sub = submission_from_learner(learn, _csv_table(args, labelled=False), args.out, args.sample, id_col, target, tta=args.tta, adapt_prior=args.adapt_prior)
     _warn(f"wrote {args.out}: {len(sub)} rows")
     return EXIT_OK, dict(submission=str(args.out), rows=len(sub), counts={str(k): int(v) for k,v in sub[target].value_counts().sort_index().items()}), None
 
@@ -405,6 +413,8 @@ def _recipes(args):
 COMMANDS = {'scan': _scan, 'train': _train, 'evaluate': _evaluate, 'predict': _predict, 'report': _report, 'recipes': _recipes, 'kaggle-bundle': _kaggle_bundle}
 
 # %% ../nbs/14_cli.ipynb #a1d2b858
+_ADAPT_HELP = "classifiers: re-estimate the class mix of the whole set by EM from the predictions (Saerens et al. 2002) and decide at it; for a whole test set predicted at once"
+
 def _table_args(p):
     p.add_argument('--images', help='with --csv: folder of the images; with --coco: folder of the images (default: next to the file or its images/)')
     p.add_argument('--id-col', default=None, help="with --csv: id column (default 'id', or the preset's)")
@@ -433,6 +443,8 @@ def _train_parser(sub):
     tr.add_argument('--valid', choices=('patient', 'stratified', 'folder'), default=None, help='validation split rule (default: by patient; the npz val split for --npz)')
     tr.add_argument('--valid-pct', type=number(float, 0, 1, open_lo=True, open_hi=True), default=0.15, help='validation fraction (default 0.15)')
     tr.add_argument('--valid-folder', nargs='+', default=['val'], help='with --valid folder: folder name(s) for validation (several are merged)')
+    tr.add_argument('--hold-out', nargs='+', default=None, metavar='GROUP', help='validate on whole file-name groups never seen in training (e.g. NORMAL2 with --preset chest_xray), plus a patient split of the rest: a check of behaviour under shift')
+    tr.add_argument('--group-re', type=regex, default=None, help="with --folder: regex whose first match in a file name names its group (default: the preset's)")
     tr.add_argument('--patient-re', type=regex, default=None, help='regex whose first group is the patient id in file names (default: one patient per image)')
     g = tr.add_argument_group('recipe options (each sets the recipe field of its name; one the task does not have is an error)')
     for flag,(field,kw) in RECIPE_FLAGS.items(): g.add_argument(flag, dest=field, default=None, **kw)
@@ -457,6 +469,7 @@ def _parser() -> argparse.ArgumentParser:
                'CSV of ids and labels, with --images', 'COCO file of boxes, for a detector: map50 (VOC 2010, IoU 0.5) and map (COCO mAP@[.5:.95])',
                'folder of true masks, with --images, for a segmentation model: dice, iou and hd95 (pixels) at the original size')
     ev.add_argument('--tta', action='store_true', help='test-time augmentation')
+    ev.add_argument('--adapt-prior', action='store_true', help=_ADAPT_HELP)
     pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission; '
                         'a segmentation model writes mask PNGs or a run-length encoded CSV')
     pr.add_argument('model', help='a model written by medfast train')
@@ -466,6 +479,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument('--out', default='submission.csv', help='submission file to write (default submission.csv); segmentation: a .csv of run-length encoded masks, or a new folder of <id>.png masks')
     pr.add_argument('--target-col', default=None, help="prediction column name (default 'label', or the preset's, e.g. diagnosis)")
     pr.add_argument('--tta', action='store_true', help='test-time augmentation')
+    pr.add_argument('--adapt-prior', action='store_true', help=_ADAPT_HELP)
     rp = sub.add_parser('report', help="(re)draw a run folder's report.html: training curves, ROC, confusion matrix, Grad-CAM, a sample batch")
     rp.add_argument('run', help='a folder written by medfast train --run')
     sub.add_parser('recipes', help='list the training recipes: task, description and every default')

@@ -75,11 +75,12 @@ def submission_from_learner(learn, # A trained or loaded learner
                             sample=None, # Sample submission to check the ids against
                             id_col:str='id_code', target_col:str='diagnosis',
                             tta:bool=False, # Test-time augmentation
+                            adapt_prior:bool=False, # Classifiers: decide at the class prior of this whole test set, estimated by EM (see `medfast.learner.predict`)
                            ) -> pd.DataFrame:
     "Predict `df` with `learn` and write the submission; returns the table written"
     from medfast.learner import predict
     if 'id' not in df: raise InvalidArgumentError("the test table needs an `id` column (items_from_csv makes one)")
-    return write_submission(df['id'], predict(learn, df, tta=tta, decide=True), fname, sample, id_col, target_col)
+    return write_submission(df['id'], predict(learn, df, tta=tta, decide=True, adapt_prior=adapt_prior), fname, sample, id_col, target_col)
 
 # %% ../nbs/13_kaggle.ipynb #50641b9d
 BRATS_EXCLUDED = ('00109', '00123', '00709')   # RSNA-MICCAI 2021: training cases whose FLAIR series are broken (excluded by the organisers)

@@ -106,7 +106,7 @@ class RunRecord(Callback):
     order = 0
     def __init__(self, task:str, recipe:dict, spec:dict|None=None):
         self.task, self.recipe, self.spec = task, dict(recipe), dict(spec or {})
-        self.history, self.curves, self.valid, self.thresholds, self.weights_report = [], [], {}, None, None
+        self.history, self.curves, self.valid, self.thresholds, self.weights_report, self.adapted_prior = [], [], {}, None, None, None
 
 class FiniteLoss(Callback):
     "Stop training with a `TrainingError` at the first non-finite training loss, so that a diverged model is never exported"
@@ -171,6 +171,7 @@ class Task:
     def predict(self, learn, table, tta:bool=False): raise NotImplementedError
     def decide(self, learn, out): return out
     def evaluate(self, learn, table, tta:bool=False) -> dict: raise NotImplementedError
+    def adapt_prior(self, learn, out): raise InvalidArgumentError(f"prior adaptation is for classifiers, not the {self.name} task")
     def rows(self, learn, table): return None # Per-item rows of a run's predictions.csv (None: the report's class probabilities)
     def pictures(self, learn, rows, table): return None # (caption, draw) pairs for the run report (None: the report's own)
     def __repr__(self): return f"{type(self).__name__}('{self.name}')"
@@ -293,14 +294,20 @@ def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.sp
 
 def evaluate(learn:Learner, table:pd.DataFrame, # A labelled table of the learner's task
              tta:bool=False, # Test-time augmentation
+             adapt_prior:bool=False, # Classifiers: re-estimate the class prior of the whole table by EM first (see `predict`)
             ) -> dict:
     "The learner's task metrics on a labelled table"
-    return task_of(learn).evaluate(learn, table, tta=tta)
+    t = task_of(learn)
+    if not adapt_prior: return t.evaluate(learn, table, tta=tta)
+    if type(t).adapt_prior is Task.adapt_prior: t.adapt_prior(learn, None)     # says which tasks adapt
+    return t.evaluate(learn, table, tta=tta, adapt_prior=True)
 
 def predict(learn:Learner, table:pd.DataFrame, # A table with an `item` column
             tta:bool=False, # Test-time augmentation
             decide:bool=False, # Final labels (by the task's decision rule) instead of raw outputs
+            adapt_prior:bool=False, # Classifiers: posteriors at the class prior of this whole table, estimated by EM (Saerens et al., 2002)
            ):
     "Per-item outputs of the learner's task (class probabilities, boxes), or final labels"
     t = task_of(learn); out = t.predict(learn, table, tta=tta)
+    if adapt_prior: out = t.adapt_prior(learn, out)
     return t.decide(learn, out) if decide else out

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'RUN_STATE', 'new_run_folder', 'prediction_table', 'plot_curves', 'plot_roc', 'plot_confusion',
-           'gradcam_items', 'plot_gradcam', 'plot_batch', 'figure_html', 'report_images', 'write_report', 'save_run']
+           'plot_reliability', 'gradcam_items', 'plot_gradcam', 'plot_batch', 'figure_html', 'report_images',
+           'write_report', 'save_run']
 
 # %% ../nbs/12a_report.ipynb #7a82d74a
 import base64, html, io, json, re, time
@@ -15,6 +16,7 @@ from sklearn import metrics as skm
 from .core import InvalidArgumentError, atomic_write, json_text, machine_info
 from .learner import predict, task_of
 from .model_format import export, load_model, model_files
+from .shift import calibration
 
 # %% ../nbs/12a_report.ipynb #d4650594
 RUN_FILES = ('model.pt', 'model.json', 'metrics.json', 'predictions.csv', 'report.html')
@@ -93,6 +95,17 @@ def plot_confusion(preds:pd.DataFrame, vocab:list, decided:np.ndarray|None=None)
     ax.set_xlabel('predicted'); ax.set_ylabel('actual')
     return fig
 
+def plot_reliability(preds:pd.DataFrame, vocab:list, bins:int=10):
+    "Reliability diagram: accuracy against confidence of the most probable class per bin (the diagonal is perfect calibration), with the ECE"
+    import matplotlib.pyplot as plt
+    p, y = _probs(preds, vocab); c = calibration(p, y, bins=bins)
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot([0, 1], [0, 1], 'k:', lw=1)
+    ax.plot(c['confidence'], c['accuracy'], 'o-', label=f"ECE {c['ece']:.3f}")
+    for x, a, n in zip(c['confidence'], c['accuracy'], c['count']): ax.annotate(str(n), (x, a), fontsize=7, xytext=(3, -10), textcoords='offset points')
+    ax.set_xlim(1/len(vocab) - .02, 1.01); ax.set_xlabel('confidence (probability of the predicted class)'); ax.set_ylabel('accuracy'); ax.legend(loc='upper left', fontsize=8)
+    return fig
+
 # %% ../nbs/12a_report.ipynb #b3611817
 def gradcam_items(preds:pd.DataFrame, vocab:list, n:int=8) -> list:
     "Up to `n` items: half the most confidently right, half the most confidently wrong (right ones fill in)"
@@ -142,6 +155,26 @@ def _table_html(d:dict) -> str:
     return '<table>' + ''.join(f"<tr><th>{html.escape(str(k))}</th><td>{v:.4f}</td></tr>" if isinstance(v, float) else
                                f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in d.items()) + '</table>'
 
+def _grid_html(rows:dict, first:str='') -> str:
+    "A table with one row per key of `rows` (dicts with the same keys)"
+    if not rows: return ''
+    head = list(next(iter(rows.values())))
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+    return ('<table><tr>' + ''.join(f"<th>{html.escape(h)}</th>" for h in [first] + head) + '</tr>' +
+            ''.join('<tr><th>' + html.escape(str(k)) + '</th>' + ''.join(f"<td>{cell(r.get(h, ''))}</td>" for h in head) + '</tr>' for k, r in rows.items()) + '</table>')
+
+def _shift_html(s:dict|None) -> str:
+    "The shift-aware validation figures of a classifier (`medfast.shift.shift_report`): accuracy at other class priors, with EM, and per group"
+    if not s: return ''
+    names = ', '.join(map(str, s['prior_order']))
+    pri = {k: {f'prior ({names})': ', '.join(f"{v:.3f}" for v in r['prior']), 'accuracy': r['accuracy'],
+               **({'EM estimate': ', '.join(f"{v:.3f}" for v in r['em_prior']), 'accuracy after EM': r['accuracy_adapted']} if 'em_prior' in r else {})}
+           for k, r in s['at_prior'].items()}
+    out = (f"<h2>Under shift</h2><p>Expected calibration error {s['ece']:.4f}. Accuracy at other class priors, from this split's per-class "
+           f"recalls (EM: the prior estimated from the predictions alone, and the accuracy after adapting to it):</p>{_grid_html(pri, 'class mix')}")
+    if s.get('groups'): out += f"<p>Per group (file-name family or other grouping):</p>{_grid_html(s['groups'], 'group')}"
+    return out
+
 def _pictures(learn, preds, table):
     "(caption, drawing function) for each picture that applies; a function returning a string gives the reason it cannot be drawn"
     vocab = [str(v) for v in learn.dls.vocab] if _has_probs(learn) else None
@@ -154,6 +187,7 @@ def _pictures(learn, preds, table):
         rule = "the model's decision rule" if dec is not None else 'the most probable class'
         yield f'Confusion matrix on the validation split ({rule})', lambda: plot_confusion(
             preds, vocab, None if dec is None else pd.Series(dec).astype(str).map({v: k for k, v in enumerate(vocab)}).to_numpy())
+        yield 'Reliability on the validation split: accuracy against confidence (calibration)', lambda: plot_reliability(preds, vocab)
     if task_of(learn).name != 'classify':
         yield 'Grad-CAM and a sample batch', lambda: 'drawn for 2D images only'; return
     why = None if table is not None else 'the validation images were not found (predictions.csv names their files)'
@@ -180,7 +214,7 @@ def write_report(folder, # A run folder (see `save_run`)
     head = (f"<h1>medfast run: {html.escape(info['task'])}, recipe {html.escape(r.get('recipe', ''))}</h1>"
             f"<p>Data: {html.escape(str(info.get('data')))}. Trained {info.get('train_minutes')} min on {html.escape(info['machine']['cpu'])} "
             f"({info['machine']['cpus']} CPUs{', ' + info['machine']['gpu'] if info['machine'].get('gpu') else ''}), torch {info['machine']['torch']}, {info['date']}.</p>"
-            f"<h2>Validation</h2>{_table_html(_scalars(info['valid']))}"
+            f"<h2>Validation</h2>{_table_html(_scalars(info['valid']))}{_shift_html(info['valid'].get('shift'))}"
             f"<details><summary>Recipe</summary>{_table_html({k: v for k, v in r.items()})}</details><h2>Pictures</h2>")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>medfast run</title><style>{_CSS}</style></head><body>{head}{''.join(parts)}</body></html>"
     path = atomic_write(folder/'report.html', page)

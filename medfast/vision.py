@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'CACHE_MODES', 'RAM_ENV', 'NpzItem', 'BlankItem', 'npz_items', 'read_npz', 'read_image',
            'TensorMedImage', 'memory_limit', 'cache_choice', 'DiskImages', 'LoadImage', 'MedImageBlock', 'medical_aug',
-           'dataset_stats', 'add_normalize', 'normalize_stats', 'plot_class_counts', 'plot_images_per_patient']
+           'RandomGamma', 'dataset_stats', 'add_normalize', 'normalize_stats', 'plot_class_counts',
+           'plot_images_per_patient']
 
 # %% ../nbs/02_vision.ipynb #d51186a6
-import hashlib, json, os, pickle, re, sys, time, warnings, zipfile
+import hashlib, json, math, os, pickle, re, sys, time, warnings, zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from fasttransform import Transform
 from fastai.data.block import TransformBlock
 from fastai.data.transforms import IntToFloatTensor, Normalize
 from fastai.vision.core import TensorImage
-from fastai.vision.augment import aug_transforms, Brightness, Contrast
+from fastai.vision.augment import aug_transforms, Brightness, Contrast, RandTransform
 
 from .core import ImageReadError, InvalidArgumentError, DataMissingError, cache_dir
 from .dicom import read_dicom, is_dicom
@@ -341,11 +342,29 @@ def medical_aug(size:int|tuple|None=None, # Training size (second half of presiz
                 min_scale:float=0.75, # Smallest area kept by the random-resized crop
                 max_lighting:float=0.2, # Brightness/contrast jitter
                 p_affine:float=0.75, # Probability of the affine part per image
+                max_gamma:float=1., # Largest exposure gamma (`RandomGamma`); 1: none
                ) -> list:
     "Batch augmentations for medical images: `aug_transforms` with safe defaults; the presizing crop is part of the one affine resample"
     if not 0 < min_scale <= 1: raise InvalidArgumentError(f"min_scale must be in (0, 1], not {min_scale!r}")
-    return aug_transforms(size=size, min_scale=1., do_flip=flip or flip_vert, flip_vert=flip_vert, max_rotate=max_rotate,
+    tfms = aug_transforms(size=size, min_scale=1., do_flip=flip or flip_vert, flip_vert=flip_vert, max_rotate=max_rotate,
                           max_zoom=max(max_zoom, 1/min_scale**.5), max_lighting=max_lighting, max_warp=0., p_affine=p_affine, pad_mode='zeros')
+    return tfms + ([RandomGamma(max_gamma)] if max_gamma != 1 else [])
+
+# %% ../nbs/02_vision.ipynb #68352639
+class RandomGamma(RandTransform):
+    "Exposure augmentation: each training image `x` in [0, 1] becomes `x**g`, `log g` uniform in `[-log max_gamma, log max_gamma]`"
+    order = 45   # after the affine resample and the lighting jitter (40), before `Normalize` (99)
+    def __init__(self, max_gamma:float=1.5, # Largest gamma (and 1/max_gamma the smallest); > 1
+                 p:float=0.75, # Fraction of the images changed
+                ):
+        if not max_gamma > 1 or not 0 <= p <= 1: raise InvalidArgumentError(f"RandomGamma needs max_gamma > 1 and 0 <= p <= 1, not {max_gamma!r}, {p!r}")
+        super().__init__(p=1.)
+        self.max_gamma,self.p_image = max_gamma,p
+    def encodes(self, x:TensorImage):
+        n = x.shape[0]
+        g = torch.empty(n, device=x.device).uniform_(-1, 1).mul_(math.log(self.max_gamma)).exp_()
+        g = torch.where(torch.rand(n, device=x.device) < self.p_image, g, torch.ones_like(g))
+        return x.clamp(0, 1)**g.view(-1, *[1]*(x.ndim - 1)).to(x.dtype)
 
 # %% ../nbs/02_vision.ipynb #0a15292b
 def dataset_stats(dls, # `DataLoaders` (the training split is measured) or a `DataLoader`

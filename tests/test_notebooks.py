@@ -9,6 +9,7 @@ What the summary says:
   failing cell is listed, the first with its traceback.
 
 One switch runs the slow cells (tagged `#| slow`) and the tutorials' full-size runs: `MEDFAST_SLOW=1` (`make test SLOW=1`).
+Nothing downloads weights during the tests: `MEDFAST_OFFLINE=1` is set here (local checkpoint files only).
 """
 import os, traceback
 from pathlib import Path
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CFG = get_config(ROOT)
 NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
 SLOW = os.environ.get('MEDFAST_SLOW', '') not in ('', '0')
+os.environ['MEDFAST_OFFLINE'] = '1'
 SKIP_FLAGS = set(CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else CFG.tst_flags)
 
 def runs(cell) -> bool:

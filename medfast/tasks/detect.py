@@ -20,7 +20,7 @@ from fastai.vision.all import DataBlock, BBoxBlock, BBoxLblBlock, ColReader, Col
 from ..core import InvalidArgumentError, DataMissingError
 from ..vision import MedImageBlock, LoadImage, TensorMedImage, medical_aug, BlankItem
 from ..data import table_dataloaders
-from ..models import find_weights, load_weights, _search_dirs, WEIGHTS_ENV
+from ..models import get_weights, load_weights
 from ..learner import Task, find_tfms
 from ..boxes import resize_boxes, image_size, box_categories, detection_metrics, mean_ap, draw_boxes
 
@@ -110,7 +110,7 @@ def _lean_box_head(m, n_classes:int):
 def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETECTORS`
                     n_classes:int=1, # Object classes, background not counted
                     size:int=192, # Input size the model is trained at
-                    pretrained:bool=False, # Backbone from local ImageNet weights (never downloads)
+                    pretrained:bool=False, # Backbone from ImageNet weights (`get_weights`: local files first, then torchvision's download)
                     weights=None, # Backbone weight file or folder; implies `pretrained`
                     lean:bool=True, # Fewer proposals and a smaller box head (see above)
                     score_thresh:float=0.01, # Lowest score the model returns
@@ -118,7 +118,7 @@ def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETE
                     detections:int=100, # Most detections per image
                     frozen_norm:bool|None=None, # Frozen batch norms (default: when backbone weights are loaded; a saved model says which)
                    ) -> nn.Module:
-    "A torchvision detector by name, sized for `size` inputs, with a local backbone checkpoint when asked; `model.load_report` says what was loaded"
+    "A torchvision detector by name, sized for `size` inputs, with an ImageNet backbone checkpoint when asked; `model.load_report` says what was loaded"
     from torchvision.models.detection import FasterRCNN, RetinaNet
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone, mobilenet_backbone
@@ -128,9 +128,7 @@ def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETE
     bname = _backbone_name(arch)
     f = None
     if pretrained or weights is not None:
-        f = find_weights(bname, weights)
-        if f is None: raise DataMissingError(f"no local weights for the {bname!r} backbone: looked in {', '.join(map(str, _search_dirs(weights)))}. "
-                                             f"Put {bname}.pth/.safetensors there (or set {WEIGHTS_ENV}), or use pretrained=False")
+        f, source = get_weights('tv.' + bname, weights)     # torchvision's backbone, so torchvision's checkpoint when downloaded
     norm = misc_ops.FrozenBatchNorm2d if (f is not None if frozen_norm is None else frozen_norm) else nn.BatchNorm2d
     kw = dict(min_size=size, max_size=size)
     fkw = dict(box_score_thresh=score_thresh, box_nms_thresh=nms_thresh, box_detections_per_img=detections) | (_LEAN_RPN if lean else {})
@@ -150,7 +148,7 @@ def create_detector(arch:str='fasterrcnn_mobilenet_v3_large_fpn', # One of `DETE
         body = m.backbone.body
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')          # a classifier checkpoint has more tensors (the head) than the backbone
-            m.load_report = load_weights(_Features(body) if 'mobilenet' in bname else body, f)
+            m.load_report = load_weights(_Features(body) if 'mobilenet' in bname else body, f) | dict(source=source)
         extra = [k for k in m.load_report['unexpected'] if not k.startswith(('fc.', 'classifier.'))]     # a classifier's head is expected
         for what, ks in (('missing', m.load_report['missing']), ('not in the backbone', extra)):
             if ks: raise InvalidArgumentError(f"{f}: {len(ks)} backbone tensors {what} (e.g. {ks[0]}): not a {bname} checkpoint")

@@ -24,7 +24,7 @@ from fastai.torch_core import TensorMask
 from ..core import InvalidArgumentError, DataMissingError
 from ..vision import MedImageBlock, LoadImage, BlankItem, medical_aug, add_normalize, normalize_stats
 from ..data import table_dataloaders
-from ..models import find_weights, load_weights, _search_dirs, WEIGHTS_ENV
+from ..models import get_weights, load_weights
 from ..masks import read_mask, IGNORE, mask_metrics, largest_components, fill_holes, dice_score, hd95
 from ..learner import Task, find_tfms
 from ..patches import sliding_window, patch_start
@@ -117,21 +117,19 @@ def create_unet(arch:str='resnet18', # A timm encoder name (resnet18, resnet34, 
                 n_out:int=2, # Classes, background included
                 n_in:int=1, # Input channels
                 decoder=(128, 64, 32, 16, 16), # Channels of the decoder stages
-                pretrained:bool=False, # Encoder from local ImageNet weights (never downloads)
+                pretrained:bool=False, # Encoder from ImageNet weights (`get_weights`: local files first, then timm's download)
                 weights=None, # Weight file or folder; implies `pretrained`
                ) -> Unet:
-    "A 2D U-Net with a timm encoder; `model.load_report` says which local weights the encoder got (None: from scratch)"
+    "A 2D U-Net with a timm encoder; `model.load_report` says which weights the encoder got and from where (None: from scratch)"
     if not timm.is_model(arch): raise InvalidArgumentError(f"unknown encoder {arch!r}: use a timm name (resnet18, resnet34, efficientnet_b0, ...)")
     enc = timm.create_model(arch, features_only=True, in_chans=n_in, pretrained=False)
     m = Unet(enc, enc.feature_info.channels(), n_out, decoder)
     m.load_report = None
     if pretrained or weights is not None:
-        f = find_weights(arch, weights)
-        if f is None: raise DataMissingError(f"no local weights for the {arch!r} encoder: looked in {', '.join(map(str, _search_dirs(weights)))}. "
-                                             f"Put {arch}.pth/.safetensors there (or set {WEIGHTS_ENV}), or use pretrained=False")
+        f, source = get_weights(arch, weights)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')        # a classifier checkpoint has a head the encoder lacks
-            m.load_report = load_weights(enc, f)
+            m.load_report = load_weights(enc, f) | dict(source=source)
         if m.load_report['missing']: raise InvalidArgumentError(f"{f}: {len(m.load_report['missing'])} encoder tensors missing (e.g. {m.load_report['missing'][0]}): not a {arch} checkpoint")
     m.arch = arch
     return m
