@@ -174,12 +174,12 @@ def medfast_contender(key, name, recipe):
     probs = TASK.predict(learn, h_va, learn.run_record.recipe['tta'])
     timed_rows(key, name, h['seconds'], learn.run_record.recipe['epochs'], h['seconds']*h['train_images_per_s'], probs, learn.run_record.thresholds,
                recipe=recipe)
-    return learn
+    return learn, h
 
-if 'old-default' in only: medfast_contender('old-default', 'old default (xray before issue 15)', OLD_DEFAULT)
+if 'old-default' in only: _ = medfast_contender('old-default', 'old default (xray before issue 15)', OLD_DEFAULT)
 if 'new-default' in only:
-    learn = medfast_contender('new-default', "new default ('xray')", {})
-    seed_everything(42); h = [x for x in learn.run_record.history if x['step'] == 'fit_one_cycle'][-1]   # the same model, predicted with TTA
+    learn, h = medfast_contender('new-default', "new default ('xray')", {})
+    seed_everything(42)   # the same model, predicted with TTA
     timed_rows('new-default', "new default + test-time augmentation (--tta)", h['seconds'], learn.run_record.recipe['epochs'], h['seconds']*h['train_images_per_s'],
                TASK.predict(learn, h_va, True), learn.run_record.thresholds)
     from medfast.model_format import export

@@ -72,7 +72,7 @@ _XRAY_AUG = dict(max_rotate=20., min_scale=.6, max_zoom=1.25, max_lighting=.4, m
 register_recipe('xray', 'classify', "chest X-rays, grey, 128 px, oversampled, strong geometry and exposure augmentation, from scratch (bench/chest_xray.py)",
                 **_IMAGE | dict(aug=_XRAY_AUG))
 register_recipe('xray_quick', 'classify', "the 'xray' recipe at 64 px for 3 epochs: a first chest X-ray model in minutes on 2 CPU cores (make run)",
-                **_IMAGE | dict(aug=_XRAY_AUG, size=64, epochs=3))
+                **RECIPES['xray'].params | dict(size=64, epochs=3))
 register_recipe('fundus', 'classify', "colour fundus photos at 32 px, flips and any rotation (RetinaMNIST, bench/retinopathy.py)",
                 **_IMAGE | dict(size=32, epochs=15, channels=3, sampling=None, aug=dict(flip=True, flip_vert=True, max_rotate=180.), labels=(0, 1, 2, 3, 4)))
 register_recipe('medmnist3d', 'volume', "MedMNIST-3D volumes at 32^3, flips only: the affine did not help, 0.842 vs 0.858 AUROC (bench/volumes.py)",
