@@ -108,7 +108,7 @@ RECIPE_FLAGS = {   # option: (recipe field, argparse keywords)
     '--pretrained': ('pretrained', dict(action='store_const', const=True, help='start from ImageNet weights: --weights, MEDFAST_WEIGHTS, /kaggle/input, the torch and Hugging Face caches, then a download unless MEDFAST_OFFLINE=1')),
     '--weights': ('weights', dict(help='weight file or folder (implies --pretrained)')),
     '--seed': ('seed', dict(type=number(int, 0, 2**32 - 1))),
-    '--tta': ('tta', dict(action='store_const', const=True, help='test-time augmentation for the validation figures')),
+    '--tta': ('tta', dict(action=argparse.BooleanOptionalAction, help="test-time augmentation: for the validation figures, and the model's default in evaluate and predict")),
     '--skip-bad': ('on_error', dict(action='store_const', const='skip', help='drop unreadable images with a warning instead of stopping')),
 }
 
@@ -413,6 +413,7 @@ def _recipes(args):
 COMMANDS = {'scan': _scan, 'train': _train, 'evaluate': _evaluate, 'predict': _predict, 'report': _report, 'recipes': _recipes, 'kaggle-bundle': _kaggle_bundle}
 
 # %% ../nbs/14_cli.ipynb #a1d2b858
+_TTA_HELP = "test-time augmentation on or off (default: as the model's recipe says, e.g. on for the 'xray' recipe)"
 _ADAPT_HELP = "classifiers: re-estimate the class mix of the whole set by EM from the predictions (Saerens et al. 2002) and decide at it; for a whole test set predicted at once"
 
 def _table_args(p):
@@ -468,7 +469,7 @@ def _parser() -> argparse.ArgumentParser:
     _data_args(ev, 'class-folder tree with the same class names', "npz file: its test_* arrays, or val_* when it has no test split",
                'CSV of ids and labels, with --images', 'COCO file of boxes, for a detector: map50 (VOC 2010, IoU 0.5) and map (COCO mAP@[.5:.95])',
                'folder of true masks, with --images, for a segmentation model: dice, iou and hd95 (pixels) at the original size')
-    ev.add_argument('--tta', action='store_true', help='test-time augmentation')
+    ev.add_argument('--tta', action=argparse.BooleanOptionalAction, help=_TTA_HELP)
     ev.add_argument('--adapt-prior', action='store_true', help=_ADAPT_HELP)
     pr = sub.add_parser('predict', help='predict a CSV of ids (Kaggle test.csv) and write a submission checked against the sample submission; '
                         'a segmentation model writes mask PNGs or a run-length encoded CSV')
@@ -478,7 +479,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument('--sample', default=None, help='sample submission: ids must match it, rows follow its order')
     pr.add_argument('--out', default='submission.csv', help='submission file to write (default submission.csv); segmentation: a .csv of run-length encoded masks, or a new folder of <id>.png masks')
     pr.add_argument('--target-col', default=None, help="prediction column name (default 'label', or the preset's, e.g. diagnosis)")
-    pr.add_argument('--tta', action='store_true', help='test-time augmentation')
+    pr.add_argument('--tta', action=argparse.BooleanOptionalAction, help=_TTA_HELP)
     pr.add_argument('--adapt-prior', action='store_true', help=_ADAPT_HELP)
     rp = sub.add_parser('report', help="(re)draw a run folder's report.html: training curves, ROC, confusion matrix, Grad-CAM, a sample batch")
     rp.add_argument('run', help='a folder written by medfast train --run')

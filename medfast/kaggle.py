@@ -74,7 +74,7 @@ def submission_from_learner(learn, # A trained or loaded learner
                             fname='submission.csv', # Where to write
                             sample=None, # Sample submission to check the ids against
                             id_col:str='id_code', target_col:str='diagnosis',
-                            tta:bool=False, # Test-time augmentation
+                            tta:bool|None=None, # Test-time augmentation (None: as the model's recipe says)
                             adapt_prior:bool=False, # Classifiers: decide at the class prior of this whole test set, estimated by EM (see `medfast.learner.predict`)
                            ) -> pd.DataFrame:
     "Predict `df` with `learn` and write the submission; returns the table written"

@@ -6,7 +6,7 @@
 __all__ = ['PRECISIONS', 'cpu_bf16_supported', 'default_device', 'resolve_precision', 'precision_table', 'Autocast',
            'ChannelsLastLayout', 'PlainTrainTensors', 'precision_callbacks', 'RunRecord', 'FiniteLoss', 'last_metrics',
            'fit_curves', 'record', 'find_tfms', 'Task', 'adamw', 'task_learner', 'task_of', 'table_preds', 'find_lr',
-           'fit', 'fine_tune', 'train', 'evaluate', 'predict']
+           'fit', 'fine_tune', 'train', 'model_tta', 'evaluate', 'predict']
 
 # %% ../nbs/09_learner.ipynb #4c49dfdc
 import re, time
@@ -24,7 +24,7 @@ from .core import InvalidArgumentError, TrainingError, DataMissingError, seed_ev
 from .recipes import TASKS, get_recipe, get_task
 from .models import model_splitter
 from .distributed import world_size, is_main, distributed_trainer, ShardRecord, leave_distributed, broadcast_object
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, seeded
 
 # %% ../nbs/09_learner.ipynb #c290266f
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -206,9 +206,10 @@ def table_preds(learn:Learner, table:pd.DataFrame, # A table with an `item` colu
                 tta:bool=False, # fastai's test-time augmentation
                 bs:int|None=None, # Batch size (default: the recipe's)
                ) -> np.ndarray:
-    "The learner's activated outputs (class probabilities) for a table's items, in its order"
-    dl = learn.dls.test_dl(table[['item']], bs=bs or learn.run_record.recipe.get('bs') or learn.dls.bs)
-    with learn.no_bar():
+    "The learner's activated outputs (class probabilities) for a table's items, in its order; TTA's draws seeded by the recipe's seed"
+    r = learn.run_record.recipe
+    with learn.no_bar(), seeded(r.get('seed', 42) if tta else None):
+        dl = learn.dls.test_dl(table[['item']], bs=bs or r.get('bs') or learn.dls.bs)
         p = learn.tta(dl=dl)[0] if tta else learn.get_preds(dl=dl)[0]
     return p.float().numpy()
 
@@ -292,22 +293,26 @@ def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.sp
     learn.run_record.valid = task.evaluate(learn, learn.dls.valid_ds.items, tta=r.get('tta', False))
     return learn
 
+def model_tta(learn:Learner, tta:bool|None=None) -> bool:
+    "`tta`, or when None the model's own choice: its recipe's `tta`"
+    return bool(learn.run_record.recipe.get('tta', False)) if tta is None else bool(tta)
+
 def evaluate(learn:Learner, table:pd.DataFrame, # A labelled table of the learner's task
-             tta:bool=False, # Test-time augmentation
+             tta:bool|None=None, # Test-time augmentation (None: as the model's recipe says)
              adapt_prior:bool=False, # Classifiers: re-estimate the class prior of the whole table by EM first (see `predict`)
             ) -> dict:
     "The learner's task metrics on a labelled table"
-    t = task_of(learn)
+    t, tta = task_of(learn), model_tta(learn, tta)
     if not adapt_prior: return t.evaluate(learn, table, tta=tta)
     if type(t).adapt_prior is Task.adapt_prior: t.adapt_prior(learn, None)     # says which tasks adapt
     return t.evaluate(learn, table, tta=tta, adapt_prior=True)
 
 def predict(learn:Learner, table:pd.DataFrame, # A table with an `item` column
-            tta:bool=False, # Test-time augmentation
+            tta:bool|None=None, # Test-time augmentation (None: as the model's recipe says)
             decide:bool=False, # Final labels (by the task's decision rule) instead of raw outputs
             adapt_prior:bool=False, # Classifiers: posteriors at the class prior of this whole table, estimated by EM (Saerens et al., 2002)
            ):
     "Per-item outputs of the learner's task (class probabilities, boxes), or final labels"
-    t = task_of(learn); out = t.predict(learn, table, tta=tta)
+    t = task_of(learn); out = t.predict(learn, table, tta=model_tta(learn, tta))
     if adapt_prior: out = t.adapt_prior(learn, out)
     return t.decide(learn, out) if decide else out

@@ -69,8 +69,8 @@ _IMAGE = dict(arch='resnet18', size=128, item_size=None, epochs=10, bs=64, lr=3e
               labels=None, cache='auto')   # labels: a fixed label set (grades), any other label is an error; cache: where decoded images live
 
 _XRAY_AUG = dict(max_rotate=20., min_scale=.6, max_zoom=1.25, max_lighting=.4, max_gamma=1.5)   # won on the NORMAL2-held-out split (bench/chest_xray.py)
-register_recipe('xray', 'classify', "chest X-rays, grey, 128 px, oversampled, strong geometry and exposure augmentation, from scratch (bench/chest_xray.py)",
-                **_IMAGE | dict(aug=_XRAY_AUG))
+register_recipe('xray', 'classify', "chest X-rays, grey, 128 px, oversampled, strong geometry and exposure augmentation, from scratch, predicted with TTA (bench/chest_xray.py)",
+                **_IMAGE | dict(aug=_XRAY_AUG, tta=True))
 register_recipe('xray_quick', 'classify', "the 'xray' recipe at 64 px for 3 epochs: a first chest X-ray model in minutes on 2 CPU cores (make run)",
                 **RECIPES['xray'].params | dict(size=64, epochs=3))
 register_recipe('fundus', 'classify', "colour fundus photos at 32 px, flips and any rotation (RetinaMNIST, bench/retinopathy.py)",

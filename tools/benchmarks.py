@@ -55,7 +55,7 @@ def chest_xray(rows):
                    f"of the rest, and scored twice from that one model: on the {r0['n_seen']} validation images of the groups it saw (the random-split "
                    f"figures), and on all {r0['n_valid']} validation images, the unseen group included (the shift-aware figures; the last column "
                    "re-weights accuracy to the official test split's class prior, 37.5 % normal). The medfast recipes run with their own epochs, "
-                   "as `medfast train` runs them (the new default's second row is the same model predicted with `--tta`); the two baselines fill the budget:\n\n" +
+                   "as `medfast train` runs them and `medfast evaluate` scores them (the new default with the test-time augmentation its recipe asks for; its second row is the same model predicted with `--no-tta`); the two baselines fill the budget:\n\n" +
                    table(['contender', 'epochs', 'train min', 'seen: accuracy', 'seen: AUROC', 'all: accuracy', 'all: AUROC', 'sensitivity', 'specificity',
                           'specificity, unseen group', 'ECE', 'acc. at test prior'],
                          [[r['contender'], r['epochs'], r['train_min'], r['seen_accuracy'], r['seen_auroc'], r['accuracy'], r['auroc'], r['sensitivity'],
