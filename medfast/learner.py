@@ -290,7 +290,7 @@ def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.sp
     leave_distributed()                                                           # each rank evaluates alone; rank 0 writes
     if getattr(learn.run_record, 'shards', None): learn.run_record.history[-1]['shards'] = learn.run_record.shards
     task.after_fit(learn, r)
-    learn.run_record.valid = task.evaluate(learn, learn.dls.valid_ds.items, tta=r.get('tta', False))
+    learn.run_record.valid = task.evaluate(learn, learn.dls.valid_ds.items, tta=model_tta(learn))
     return learn
 
 def model_tta(learn:Learner, tta:bool|None=None) -> bool:
