@@ -40,11 +40,11 @@ import torch.nn.functional as F
 warnings.filterwarnings('ignore')
 
 from medfast.core import data_dir, seed_everything
-from medfast.data import items_from_folder, split_by_patient
-from medfast.recipes import get_recipe
-from medfast.learner import train, task_learner
+from medfast.data.tables import items_from_folder, split_by_patient
+from medfast.engine.params import get_recipe
+from medfast.engine.learner import train, task_learner
 from medfast.tasks.classify import TASK
-from medfast.metrics import classification_metrics
+from medfast.metrics.classification import classification_metrics
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']   # tables, not progress bars, in the log
 
@@ -98,19 +98,19 @@ if 'throughput' in only:
     n = args.tp_batches*args.bs
     sub = df.iloc[np.random.default_rng(0).permutation(len(df))[:n + 200]].copy()
     sub['is_valid'] = [False]*n + [True]*200
-    R = get_recipe('xray').resolve(arch=args.arch, size=args.size, bs=args.bs, sampling='none')
-    dls = TASK.dls(sub, R)
+    R = get_recipe('xray').params.replace(arch=args.arch, size=args.size, bs=args.bs, sampling='none')
+    dls = TASK.loaders(sub, R)
     learn = task_learner(dls, TASK, R)
-    learn32 = task_learner(dls, TASK, R | dict(precision='fp32'))   # the same learner without bf16 autocast
+    learn32 = task_learner(dls, TASK, R.replace(precision='fp32'))   # the same learner without bf16 autocast
     # the plain loop: same model class, same optimizer settings (fastai's Adam, wd 0.01), same precision and layout
-    from medfast.models import create_model
+    from medfast.models.zoo import create_model
     from PIL import Image
     X = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert('L').resize((int(round(args.size*1.15/8)*8),)*2, Image.BILINEAR)) for p in sub.item[:n]]))[:,None]
     Y = torch.tensor((sub.label[:n] == 'PNEUMONIA').astype(int).values)
     mean, std = X.float().mean()/255, X.float().std()/255
     model = create_model(args.arch, 2, n_in=1).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.01)
-    bf16 = learn.run_record.recipe['precision'] == 'bf16'
+    bf16 = learn.run_record.params.precision == 'bf16'
     def plain_epoch():
         model.train(); perm = torch.randperm(n); t = time.perf_counter()
         for i in range(n//args.bs):
@@ -139,7 +139,7 @@ if 'throughput' in only:
     p, m, f = float(np.median(pm)), float(np.median(mm)), float(np.median(m32))
     r_m = float(np.median(np.array(mm)/np.array(pm))); r_f = float(np.median(np.array(m32)/np.array(pm)))   # per-round ratios: each pair ran back to back
     log(f"throughput plain {pm} medfast {mm} medfast fp32 {m32}")
-    prec = learn.run_record.recipe['precision']
+    prec = learn.run_record.params.precision
     rows.append(dict(part='throughput', contender=f'plain loop ({args.arch}, bs {args.bs}, {prec}, channels-last)', train_img_s=round(p, 1)))
     rows.append(dict(part='throughput', contender=f'medfast learner (same model, bs, precision)', train_img_s=round(m, 1), ratio_vs_plain=round(r_m, 3)))
     rows.append(dict(part='throughput', contender=f'medfast learner fp32 (precision="fp32")', train_img_s=round(f, 1), ratio_vs_plain=round(r_f, 3)))
@@ -147,8 +147,8 @@ if 'throughput' in only:
 # ---------------------------------------------------------------- the four contenders on the shift-aware split
 # Each is trained once, on the split that holds the --hold-out group out whole, and scored twice from that one model: on the
 # validation images of the groups it saw (the random-split figures) and on all validation images, the unseen group included.
-from medfast.data import split_holding_out
-from medfast.shift import calibration, prior_accuracy, group_metrics
+from medfast.data.tables import split_holding_out
+from medfast.metrics.shift import calibration, prior_accuracy, group_metrics
 held_split = split_holding_out(df.drop(columns='is_valid'), args.hold_out, valid_pct=0.15, seed=42)
 h_tr, h_va = held_split[~held_split.is_valid], held_split[held_split.is_valid]
 h_y = h_va.label.map({k: i for i,k in enumerate(vocab)}).values
@@ -171,17 +171,17 @@ def medfast_contender(key, name, recipe):
     seed_everything(42)
     learn = train(held_split, 'xray', **recipe)
     h = [x for x in learn.run_record.history if x['step'] == 'fit_one_cycle'][-1]
-    probs = TASK.predict(learn, h_va, learn.run_record.recipe['tta'])
-    timed_rows(key, name, h['seconds'], learn.run_record.recipe['epochs'], h['seconds']*h['train_images_per_s'], probs, learn.run_record.thresholds,
+    probs = TASK.predict(learn, h_va, learn.run_record.params.tta)
+    timed_rows(key, name, h['seconds'], learn.run_record.params.epochs, h['seconds']*h['train_images_per_s'], probs, learn.run_record.thresholds,
                recipe=recipe)
     return learn, h
 
 if 'old-default' in only: _ = medfast_contender('old-default', 'old default (xray before issue 15)', OLD_DEFAULT)
 if 'new-default' in only:
     learn, h = medfast_contender('new-default', "new default ('xray', with its test-time augmentation)", {})
-    timed_rows('new-default', "new default without test-time augmentation (--no-tta)", h['seconds'], learn.run_record.recipe['epochs'], h['seconds']*h['train_images_per_s'],
+    timed_rows('new-default', "new default without test-time augmentation (--no-tta)", h['seconds'], learn.run_record.params.epochs, h['seconds']*h['train_images_per_s'],
                TASK.predict(learn, h_va, False), learn.run_record.thresholds)    # the same model
-    from medfast.model_format import export
+    from medfast.engine.model_format import export
     export(learn, Path('/tmp')/'medfast_chest_bench.pt')
 
 # ---------------------------------------------------------------- the APTOS post's plain-PyTorch recipe
@@ -239,8 +239,8 @@ if 'stock-fastai' in only:
 
 # ---------------------------------------------------------------- recipe screening on the shift-aware protocol
 if 'screen' in only:
-    from medfast.data import split_holding_out
-    from medfast.shift import calibration, prior_accuracy
+    from medfast.data.tables import split_holding_out
+    from medfast.metrics.shift import calibration, prior_accuracy
     splits = {f'{args.hold_out} held out': split_holding_out(df.drop(columns='is_valid'), args.hold_out, valid_pct=0.15, seed=42), 'patient': df}
     variants = {v: json.loads(o) for v, o in (x.split('=', 1) for x in args.variants.split(';'))}
     done = {(r.get('variant'), r.get('split')) for r in rows}   # with --append: go on with a screening, running only the pairs it lacks

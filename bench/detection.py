@@ -11,7 +11,7 @@ patient (20% of the 78 patients held out for validation, seed 0): 98 training an
     - the same with the recipe's augmentation (what `train` runs);
     - the same with torchvision's default heads (`lean=False`: 2000 proposals, 512 sampled regions, a 1024-unit box head).
     Training images per second of wall time, validation included.
-(b) Recipe. `medfast.learner.train` with the 'lungs' recipe (what `medfast train --coco` runs). Wall time, training
+(b) Recipe. `medfast.engine.learner.train` with the 'lungs' recipe (what `medfast train --coco` runs). Wall time, training
     images per second, validation mAP@0.5 (PASCAL VOC 2010), COCO mAP@[.5:.95] and AP@0.5 per lung, in the original pixels.
 
 Run: `python bench/detection.py [--parts speed,recipe] [--repeat 2] [--epochs N]`.
@@ -22,12 +22,16 @@ warnings.filterwarnings('ignore')
 
 from results import save
 from medfast.core import data_dir, seed_everything
-from medfast.vision import read_image
-from medfast.data import split_by_patient
-from medfast.boxes import read_coco, resize_boxes, detection_metrics
-from medfast.recipes import get_recipe
-from medfast.learner import train, task_learner
-from medfast.tasks.detect import detection_dls, create_detector, TASK
+from medfast.io.images import read_image
+from medfast.data.tables import split_by_patient
+from medfast.data.boxes import read_coco
+from medfast.transforms.boxes import resize_boxes
+from medfast.metrics.detection import detection_metrics
+from medfast.engine.params import get_recipe
+from medfast.engine.learner import train, task_learner
+from medfast.data.boxes import detection_dls
+from medfast.models.detectors import create_detector
+from medfast.tasks.detect import TASK
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 
@@ -42,7 +46,7 @@ args = ap.parse_args()
 parts = args.parts.split(',')
 def log(*a): print(*a, file=sys.stderr, flush=True)
 out = {}
-R = get_recipe('lungs').resolve()
+R = get_recipe('lungs').params
 
 coco = data_dir()/'covid_lungs'/'lung_boxes_coco.json'
 if not coco.is_file(): sys.exit(f"SKIPPED (data absent): {coco}")
@@ -51,7 +55,7 @@ tr, va = df[~df.is_valid], df[df.is_valid]
 log(f"{len(tr)} training and {len(va)} validation images")
 
 if 'speed' in parts:
-    S, bs = R['size'], R['bs']
+    S, bs = R.size, R.bs
     vocab = ['#na#', 'Right Lung', 'Left Lung']
     def load(r):
         a = read_image(r.item, channels=3, size=S)
@@ -62,10 +66,10 @@ if 'speed' in parts:
 
     def plain_epoch():
         seed_everything(0)
-        m = create_detector(R['arch'], 2, size=S)
-        opt = torch.optim.AdamW(m.parameters(), lr=R['lr'], weight_decay=0.01)
+        m = create_detector(R.arch, 2, size=S)
+        opt = torch.optim.AdamW(m.parameters(), lr=R.lr, weight_decay=0.01)
         n = (len(X) + bs - 1)//bs
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=R['lr'], total_steps=n)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=R.lr, total_steps=n)
         t = time.perf_counter()
         m.train(); idx = list(range(len(X))); random.shuffle(idx)
         for i in range(0, len(idx), bs):
@@ -79,10 +83,10 @@ if 'speed' in parts:
 
     def learner_epoch(aug, lean=True):
         seed_everything(0)
-        dls = detection_dls(df, S, R['item_size'] if aug else S, bs, aug=aug)
-        learn = task_learner(dls, TASK, R | dict(precision='fp32', lean=lean))
+        dls = detection_dls(df, S, R.item_size if aug else S, bs, aug=aug)
+        learn = task_learner(dls, TASK, R.replace(precision='fp32', lean=lean))
         t = time.perf_counter()
-        with learn.no_logging(): learn.fit_one_cycle(1, R['lr'])
+        with learn.no_logging(): learn.fit_one_cycle(1, R.lr)
         return time.perf_counter() - t
 
     runs = {'plain PyTorch loop, preloaded tensors, no augmentation': plain_epoch,
@@ -94,7 +98,7 @@ if 'speed' in parts:
         for k, f in runs.items():
             dt = f(); best[k] = min(best[k], dt); log(f"  {k}: {dt:.1f} s")
     base = len(tr)/best['plain PyTorch loop, preloaded tensors, no augmentation']
-    print(f"\n(a) training throughput, {R['arch']} from scratch, {S} px, batch {bs}, fp32, one epoch ({len(tr)} images) + validation ({len(va)}), best of {args.repeat}\n")
+    print(f"\n(a) training throughput, {R.arch} from scratch, {S} px, batch {bs}, fp32, one epoch ({len(tr)} images) + validation ({len(va)}), best of {args.repeat}\n")
     print("| loop | epoch | images/s | vs plain loop |\n|---|---|---|---|")
     for k in runs:
         print(f"| {k} | {best[k]:.1f} s | {len(tr)/best[k]:.1f} | {len(tr)/best[k]/base:.2f} |")
@@ -106,7 +110,7 @@ if 'recipe' in parts:
     learn = train(df, 'lungs', **over)
     dt = time.perf_counter() - t
     m, h = learn.run_record.valid, learn.run_record.history[-1]
-    r = learn.run_record.recipe
+    r = learn.run_record.params.to_dict()
     print(f"\n(b) recipe 'lungs' ({r['arch']}, {r['size']} px, {r['epochs']} epochs, batch {r['bs']}, lr {r['lr']}) on {len(tr)} training / {len(va)} validation images\n")
     print("| wall time | train images/s | val mAP@0.5 (VOC 2010) | val COCO mAP@[.5:.95] | AP@0.5 Right Lung | AP@0.5 Left Lung |\n|---|---|---|---|---|---|")
     print(f"| {dt/60:.1f} min | {h['train_images_per_s']} | {m['map50']:.3f} | {m['map']:.3f} | {m['ap50']['Right Lung']:.3f} | {m['ap50']['Left Lung']:.3f} |")

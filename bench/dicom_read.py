@@ -24,7 +24,7 @@ from pydicom import dcmread
 
 warnings.simplefilter('ignore')
 from results import save
-from medfast.dicom import read_dicom, array_to_dicom
+from medfast.io.dicom import read_dicom, array_to_dicom
 from medfast.core import data_dir
 import fastai.medical.imaging as fmi   # patches pydicom's Dataset with scaled_px / windowed
 

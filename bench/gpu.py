@@ -4,7 +4,7 @@ Without a CUDA device it prints SKIPPED and writes nothing (exit status 0): the 
 
 Both sides train the same model (the 'xray' recipe's resnet18, or --arch) at the same size and batch, on the chest radiographs of
 ../shared/data/chest_xray_224/train decoded once into memory:
-  medfast      `medfast.learner.task_learner` with the recipe: precision 'auto' (fp16 autocast with fastai's gradient scaler on CUDA),
+  medfast      `medfast.engine.learner.task_learner` with the recipe: precision 'auto' (fp16 autocast with fastai's gradient scaler on CUDA),
                channels-last, pinned host memory, presizing with the batch augmentation running on the GPU, one-cycle AdamW
   plain loop   the same model, fp16 autocast with `torch.amp.GradScaler`, channels-last, AdamW with a one-cycle schedule, batches from
                a pinned uint8 tensor copied with `non_blocking=True`, the same augmentation (fastai's batch transforms) on the GPU
@@ -30,9 +30,11 @@ if not torch.cuda.is_available():
 
 from results import save
 from medfast.core import data_dir, seed_everything
-from medfast.data import items_from_folder, split_by_patient
-from medfast.recipes import get_recipe
-from medfast.learner import task_learner
+from medfast.data.tables import items_from_folder, split_by_patient
+from medfast.engine.params import get_recipe
+from medfast.engine.learner import task_learner
+from medfast.data.tables import find_tfms
+from medfast.data.images import LoadImage
 from medfast.tasks.classify import TASK
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
@@ -41,15 +43,15 @@ src = data_dir()/'chest_xray_224'/'train'
 if not src.is_dir(): sys.exit(f"SKIPPED (data absent): {src}")
 def log(*a): print(*a, file=sys.stderr, flush=True)
 dev = torch.device('cuda')
-R = get_recipe('xray').resolve(size=args.size, bs=args.bs, **({'arch': args.arch} if args.arch else {}))
+R = get_recipe('xray').params.replace(size=args.size, bs=args.bs, **({'arch': args.arch} if args.arch else {}))
 t = split_by_patient(items_from_folder(src, preset='chest_xray'), valid_pct=0.15, seed=42)
 n = (args.batches + args.warmup)*args.bs
 sub = t[~t.is_valid].sample(min(n, int((~t.is_valid).sum())), random_state=0).assign(is_valid=False)
 sub = __import__('pandas').concat([sub, t[t.is_valid].head(args.bs)])
 seed_everything(0)
-dls = TASK.dls(sub, R)
+dls = TASK.loaders(sub, R)
 learn = task_learner(dls, TASK, R)
-log('precision', learn.run_record.recipe['precision'], 'device', dls.device)
+log('precision', learn.run_record.params.precision, 'device', dls.device)
 
 class Stop(Exception): pass
 def learner_rate() -> float:
@@ -61,19 +63,19 @@ def learner_rate() -> float:
         def after_batch(self):
             if self.iter == args.warmup + args.batches - 1: torch.cuda.synchronize(); self.dt = time.perf_counter() - self.t; raise CancelFitException
     cb = Time()
-    learn.fit_one_cycle(1, R['lr'], cbs=cb)
+    learn.fit_one_cycle(1, R.lr, cbs=cb)
     return args.batches*args.bs/cb.dt
 
 # the plain loop: same model architecture and augmentation, its own pinned uint8 batches
-from medfast.models import create_model
-lt = next(t for t in dls.train.dataset.tls[0].tfms.fs if type(t).__name__ == 'LoadImage')
-X = torch.stack([torch.from_numpy(lt._read(o)).reshape(1, *lt._read(o).shape[:2]) for o in sub[~sub.is_valid]['item']]).pin_memory()
+from medfast.models.zoo import create_model
+lt = find_tfms(dls.train, LoadImage)[0]
+X = torch.stack([torch.from_numpy(lt.cached(o)).reshape(1, *lt.cached(o).shape[:2]) for o in sub[~sub.is_valid]['item']]).pin_memory()
 Y = torch.tensor((sub[~sub.is_valid]['label'] == 'PNEUMONIA').astype(int).values).pin_memory()
 aug = [f for f in dls.train.after_batch.fs if type(f).__name__ not in ('IntToFloatTensor',)]
 def loop_rate() -> float:
-    m = create_model(R['arch'], 2, n_in=1).to(dev).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(m.parameters(), lr=R['lr']); steps = args.batches + args.warmup
-    sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=R['lr'], total_steps=steps); scaler = torch.amp.GradScaler('cuda')
+    m = create_model(R.arch, 2, n_in=1).to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(m.parameters(), lr=R.lr); steps = args.batches + args.warmup
+    sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=R.lr, total_steps=steps); scaler = torch.amp.GradScaler('cuda')
     m.train(); perm = torch.randperm(len(X))
     for i in range(steps):
         if i == args.warmup: torch.cuda.synchronize(); t0 = time.perf_counter()
@@ -91,9 +93,9 @@ def loop_rate() -> float:
 ls, ps = [], []
 for _ in range(args.rounds): ls.append(learner_rate()); ps.append(loop_rate()); log(f"learner {ls[-1]:.0f} img/s, loop {ps[-1]:.0f} img/s")
 ratio = float(np.median([a/b for a, b in zip(ls, ps)]))
-out = dict(gpu=torch.cuda.get_device_name(0), arch=R['arch'], size=args.size, bs=args.bs, precision=learn.run_record.recipe['precision'],
+out = dict(gpu=torch.cuda.get_device_name(0), arch=R.arch, size=args.size, bs=args.bs, precision=learn.run_record.params.precision,
            learner_img_s=round(float(np.median(ls)), 1), loop_img_s=round(float(np.median(ps)), 1), ratio=round(ratio, 3))
-print(f"\n{out['gpu']}: {R['arch']} at {args.size} px, batch {args.bs}, {out['precision']}, channels-last, {args.batches} batches x {args.rounds} rounds")
+print(f"\n{out['gpu']}: {R.arch} at {args.size} px, batch {args.bs}, {out['precision']}, channels-last, {args.batches} batches x {args.rounds} rounds")
 print("| loop | images/s | vs plain loop |\n|---|---|---|")
 print(f"| plain PyTorch (AMP, GradScaler, channels-last, pinned, non_blocking) | {out['loop_img_s']} | 1.00 |")
 print(f"| medfast fastai learner | {out['learner_img_s']} | {ratio:.2f} |")

@@ -3,7 +3,7 @@
 Data: ../shared/data/medmnist/retinamnist_trainval.npz (DeepDRiD fundus photographs at 28x28x3, grades 0-4, 1,080 train /
 120 val, the official MedMNIST split). Its test split is held out; this script never sees it.
 
-Every contender is medfast.learner.train with the 'fundus' recipe (resnet18 from scratch, colour, 32 px, flips and any
+Every contender is medfast.engine.learner.train with the 'fundus' recipe (resnet18 from scratch, colour, 32 px, flips and any
 rotation, label smoothing 0.1, one-cycle, bf16 autocast + channels-last) and one objective:
   ce         5-class cross-entropy, decision = most probable grade
   weighted   cross-entropy with inverse-frequency class weights
@@ -24,10 +24,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from results import save
 from medfast.core import data_dir
-from medfast.data import items_from_npz, split_by_folder
-from medfast.learner import train as train_model, predict
-from medfast.metrics import classification_metrics, expected_grade, apply_thresholds
-from medfast.ordinal import fit_thresholds
+from medfast.data.tables import items_from_npz, split_by_folder
+from medfast.engine.learner import train as train_model, predict
+from medfast.metrics.classification import classification_metrics, expected_grade, apply_thresholds
+from medfast.metrics.ordinal import fit_thresholds
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 

@@ -35,9 +35,10 @@ def rss() -> int: return int(open('/proc/self/statm').read().split()[1])*os.sysc
 def child(mode, folder, cdir):
     "One measurement in this fresh process: the data path of one epoch, and its peak resident set"
     os.environ['MEDFAST_CACHE'] = cdir
-    from medfast.data import items_from_folder, split_by_patient, image_dls
-    from medfast.recipes import get_recipe
-    r = get_recipe('xray_quick').resolve()
+    from medfast.data.tables import items_from_folder, split_by_patient
+    from medfast.data.images import image_dls
+    from medfast.engine.params import get_recipe
+    r = get_recipe('xray_quick').params.to_dict()
     t = split_by_patient(items_from_folder(folder, preset='chest_xray'), valid_pct=0.15, seed=42)
     base, peak = rss(), 0
     t0 = time.perf_counter()
@@ -83,8 +84,8 @@ if 'cache' in parts:
     for r in rows: print(f"| {r['images']:,} | {r['cache']} | {r['preload_s']} | {r['rss_mb']} | {r['epoch_img_s']} |")
 
 if 'decode' in parts:
-    from medfast.vision import LoadImage
-    from medfast.data import items_from_folder
+    from medfast.data.images import LoadImage
+    from medfast.data.tables import items_from_folder
     sets = [('chest JPEG 224 px', items_from_folder(src)['item'].tolist(), 64)]
     dcm = data_dir()/'dicom_misc'/'rsna_pneumonia_c64d5667.dcm'
     if dcm.is_file():

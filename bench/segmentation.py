@@ -13,7 +13,7 @@ Data: the 90 real chest radiographs of ../shared/data/covid_lungs with lung mask
     Training images per second of wall time, validation included.
 (b) Sliding-window inference. The 'seg3d' 3D U-Net on volumes of 64^3, 96^3 and 128^3 with 32^3 windows (overlap 0.5, Gaussian
     blending), and the 'lungseg' 2D U-Net on a 1024x1024 image with 160x160 windows: seconds per input and megavoxels per second.
-(c) Recipe. `medfast.learner.train` with the 'lungseg' recipe (what `medfast train --images --masks` runs). Wall time, and Dice,
+(c) Recipe. `medfast.engine.learner.train` with the 'lungseg' recipe (what `medfast train --images --masks` runs). Wall time, and Dice,
     IoU and HD95 (pixels) at each validation image's original size.
 (d) Cross-validation (`--parts cv`, not in the default run: about half an hour). The recipe trained once per fold of a
     patient-grouped K-fold over all 90 images, each fold's patients held out: how much the held-out Dice moves with the patients.
@@ -27,12 +27,16 @@ warnings.filterwarnings('ignore')
 
 from results import save
 from medfast.core import data_dir, seed_everything
-from medfast.masks import mask_table, read_patients, dice_score
-from medfast.data import split_by_patient
-from medfast.recipes import get_recipe
-from medfast.learner import train, task_learner
-from medfast.tasks.segment import segmentation_dls, create_unet, create_unet3d, DiceCELoss, TASK
-from medfast.patches import sliding_window
+from medfast.data.masks import mask_table, read_patients
+from medfast.metrics.segmentation import dice_score
+from medfast.data.tables import split_by_patient
+from medfast.engine.params import get_recipe
+from medfast.engine.learner import train, task_learner
+from medfast.data.masks import segmentation_dls
+from medfast.models.unet import create_unet, create_unet3d
+from medfast.tasks.segment import DiceCELoss
+from medfast.tasks.segment import TASK
+from medfast.inference.sliding import sliding_window
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 
@@ -46,7 +50,7 @@ args = ap.parse_args()
 parts = args.parts.split(',')
 def log(*a): print(*a, file=sys.stderr, flush=True)
 out = {}
-R = get_recipe('lungseg').resolve()
+R = get_recipe('lungseg').params
 
 root = data_dir()/'covid_lungs'
 if not (root/'masks').is_dir(): sys.exit(f"SKIPPED (data absent): {root/'masks'}")
@@ -66,23 +70,23 @@ def plain_epoch(model, xs, ys, xv, yv, bs, lr):
 
 with contextlib.redirect_stdout(sys.stderr):     # progress bars and fastai's epoch rows: stdout is for the tables
     if 'speed' in parts:
-        plain_dls = segmentation_dls(df, size=R['size'], channels=1, bs=R['bs'], aug=False, codes=R['codes'])
+        plain_dls = segmentation_dls(df, size=R.size, channels=1, bs=R.bs, aug=False, codes=R.codes)
         def stack(dl):
             xs, ys = zip(*[(x, y) for x, y in dl.new(shuffle=False, drop_last=False)])
             return torch.cat(xs).as_subclass(torch.Tensor), torch.cat(ys).as_subclass(torch.Tensor).long()
         xs, ys = stack(plain_dls.train); xv, yv = stack(plain_dls.valid)
-        lr = R['lr']; best = {}
+        lr = R.lr; best = {}
         def learner(aug):
             seed_everything(0)
-            return task_learner(segmentation_dls(df, size=R['size'], channels=1, bs=R['bs'], aug=R['aug'] if aug else False, codes=R['codes']), TASK, R)
+            return task_learner(segmentation_dls(df, size=R.size, channels=1, bs=R.bs, aug=R.aug if aug else False, codes=R.codes), TASK, R)
         contenders = {'plain PyTorch loop (preloaded tensors, no augmentation)': None, 'medfast learner, no augmentation': False, 'medfast learner, recipe augmentation': True}
         learners = {k: learner(a) for k, a in contenders.items() if a is not None}
-        seed_everything(0); plain = create_unet(R['arch'], 2, 1, R['decoder'])
+        seed_everything(0); plain = create_unet(R.arch, 2, 1, R.decoder)
         for rep in range(args.repeat):
             for k in contenders:
                 if k in learners:
                     t = time.perf_counter(); learners[k].fit(1, lr); s = time.perf_counter() - t
-                else: s, _ = plain_epoch(plain, xs, ys, xv, yv, R['bs'], lr)
+                else: s, _ = plain_epoch(plain, xs, ys, xv, yv, R.bs, lr)
                 best[k] = min(best.get(k, 1e9), s); log(f"{k}: {s:.1f} s")
         out['speed'] = {k: dict(seconds=round(s, 2), images_per_s=round(len(tr)/s, 2)) for k, s in best.items()}
 
@@ -93,7 +97,7 @@ with contextlib.redirect_stdout(sys.stderr):     # progress bars and fastai's ep
             x = torch.randn(1, side, side, side)
             t = time.perf_counter(); sliding_window(m3, x, (32, 32, 32), .5, 'gaussian', bs=8); s = time.perf_counter() - t
             rows.append(dict(model='3D U-Net (seg3d)', input=f"{side}^3", window='32^3', seconds=round(s, 2), mvox_per_s=round(side**3/s/1e6, 3))); log(rows[-1])
-        m2 = create_unet(R['arch'], 2, 1, R['decoder']).eval()
+        m2 = create_unet(R.arch, 2, 1, R.decoder).eval()
         x = torch.randn(1, 1024, 1024)
         t = time.perf_counter(); sliding_window(m2, x, (160, 160), .5, 'gaussian', bs=8); s = time.perf_counter() - t
         rows.append(dict(model='2D U-Net (lungseg)', input='1024^2', window='160^2', seconds=round(s, 2), mvox_per_s=round(1024**2/s/1e6, 3))); log(rows[-1])
@@ -115,7 +119,7 @@ with contextlib.redirect_stdout(sys.stderr):     # progress bars and fastai's ep
         learn = train(df, 'lungseg', epochs=args.epochs)
         s = time.perf_counter() - t
         v = learn.run_record.valid
-        out['recipe'] = dict(v, minutes=round(s/60, 2), epochs=learn.run_record.recipe['epochs'], size=learn.run_record.recipe['size'],
+        out['recipe'] = dict(v, minutes=round(s/60, 2), epochs=learn.run_record.params.epochs, size=learn.run_record.params.size,
                              train_images=len(tr), valid_images=len(va), train_images_per_s=learn.run_record.history[-1]['train_images_per_s'])
         log(out['recipe'])
 

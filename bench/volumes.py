@@ -15,7 +15,7 @@ AdrenalMNIST3D recipe, side by side in one run.
     without a model: the largest resident set size (/proc/self/statm, mapped file pages included) while a sample is alive, above the RSS
     before the first volume is read, and patches/s; in another, patches/s with a
     3D ResNet-10 training step on batches of 4.
-(c) Recipe. `medfast.learner.train` with the 'medmnist3d' recipe on ../shared/data/medmnist/adrenalmnist3d_64_trainval.npz,
+(c) Recipe. `medfast.engine.learner.train` with the 'medmnist3d' recipe on ../shared/data/medmnist/adrenalmnist3d_64_trainval.npz,
     official split (1,188 train / 98 val); the test split is held out and never read here. Wall time and validation metrics.
 
 Run: `python bench/volumes.py [--parts load,speed,recipe,patches] [--repeat 3] [--speed-n 1188]`.
@@ -27,12 +27,14 @@ warnings.filterwarnings('ignore')
 
 from results import save
 from medfast.core import data_dir, seed_everything
-from medfast.patches import VolumePrep, VolumeCache
-from medfast.data import items_from_npz, split_by_folder
-from medfast.models import create_model
-from medfast.recipes import get_recipe
-from medfast.learner import train, task_learner
-from medfast.tasks.volume import volume_dls, volume_aug, TensorVolume, TASK
+from medfast.data.volumes import VolumePrep, VolumeCache
+from medfast.data.tables import items_from_npz, split_by_folder
+from medfast.models.zoo import create_model
+from medfast.engine.params import get_recipe
+from medfast.engine.learner import train, task_learner
+from medfast.data.volumes import volume_dls
+from medfast.transforms.volume import volume_aug, TensorVolume
+from medfast.tasks.classify import TASK
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 
@@ -53,8 +55,8 @@ PATCH, N_PATCH, PBS = (32, 32, 32), 64, 4
 def child(method, cache_dir, nii, train_step):
     "One measurement in this fresh process: peak RSS above the RSS before any volume is read (no model: the data path alone), or patches/s with a training step"
     import resource
-    from medfast.tasks.volume import LoadVolume
-    from medfast.patches import patch_start, read_patch
+    from medfast.data.volumes import LoadVolume
+    from medfast.data.volumes import patch_start, read_patch
     cache = VolumeCache(cache_dir, VolumePrep(shape=None, crop=False, normalize='minmax'))
     lv = LoadVolume(cache, patch=PATCH, fg_prob=.5)
     page, peak = os.sysconf('SC_PAGE_SIZE'), [0]
@@ -87,8 +89,8 @@ if args.child:
     sys.exit(0)
 
 out = {}
-R = get_recipe('medmnist3d').resolve()
-R['shape'] = (R['size'],)*3
+R = get_recipe('medmnist3d').params
+SHAPE = (R.size,)*3                  # the cube the recipe trains at
 
 if 'load' in parts:
     root = data_dir()/'dicom_series'
@@ -125,20 +127,20 @@ if 'speed' in parts:
     torch.set_num_threads(torch.get_num_threads())
     tr = df[~df.is_valid].iloc[:args.speed_n]; va = df[df.is_valid].iloc[:16]
     sub = __import__('pandas').concat([tr, va])
-    prep = VolumePrep(shape=R['shape'], crop=False, normalize='minmax')
-    aug = dict(R['aug'])
-    dls = volume_dls(sub, prep, None, bs=R['bs'], aug=aug, vocab=[0, 1])
+    prep = VolumePrep(shape=SHAPE, crop=False, normalize='minmax')
+    aug = dict(R.aug)
+    dls = volume_dls(sub, prep, None, bs=R.bs, aug=aug, vocab=[0, 1])
     X = torch.stack([torch.from_numpy(prep(i)) for i in tr['item']]); Y = torch.tensor(tr.label.values, dtype=torch.float32)
     XV = torch.stack([torch.from_numpy(prep(i)) for i in va['item']])
     tfms = volume_aug(**aug)                              # the very transforms the learner's DataLoaders apply
     def learner_epoch():
         seed_everything(0); learn = task_learner(dls, TASK, R)
-        t = time.perf_counter(); learn.fit_one_cycle(1, R['lr']); dt = time.perf_counter() - t
-        return len(dls.train_ds)//R['bs']*R['bs']/dt
+        t = time.perf_counter(); learn.fit_one_cycle(1, R.lr); dt = time.perf_counter() - t
+        return len(dls.train_ds)//R.bs*R.bs/dt
     def loop_epoch():
-        seed_everything(0); m = create_model(R['arch'], 1, n_in=1); bs = R['bs']; steps = len(X)//bs
-        opt = torch.optim.AdamW(m.parameters(), lr=R['lr'], weight_decay=0.01)
-        sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=R['lr'], total_steps=steps)
+        seed_everything(0); m = create_model(R.arch, 1, n_in=1); bs = R.bs; steps = len(X)//bs
+        opt = torch.optim.AdamW(m.parameters(), lr=R.lr, weight_decay=0.01)
+        sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=R.lr, total_steps=steps)
         m.train(); perm = torch.randperm(len(X)); t = time.perf_counter()
         for i in range(steps):
             idx = perm[i*bs:(i+1)*bs]; xb = TensorVolume(X[idx])
@@ -151,8 +153,8 @@ if 'speed' in parts:
     with contextlib.redirect_stdout(sys.stderr):
         ls, ps = [], []
         for _ in range(2): ls.append(learner_epoch()); ps.append(loop_epoch())
-    out['speed'] = dict(arch=R['arch'], shape=list(R['shape']), learner_vol_s=round(max(ls), 2), loop_vol_s=round(max(ps), 2), ratio=round(max(ls)/max(ps), 3))
-    print(f"\n(b) training throughput, {R['arch']} at {'x'.join(map(str, R['shape']))}, fp32, batch {R['bs']}, {len(tr)} volumes per epoch")
+    out['speed'] = dict(arch=R.arch, shape=list(SHAPE), learner_vol_s=round(max(ls), 2), loop_vol_s=round(max(ps), 2), ratio=round(max(ls)/max(ps), 3))
+    print(f"\n(b) training throughput, {R.arch} at {'x'.join(map(str, SHAPE))}, fp32, batch {R.bs}, {len(tr)} volumes per epoch")
     print("| loop | volumes/s | ratio |\n|---|---|---|")
     print(f"| plain PyTorch loop | {max(ps):.2f} | 1.00 |\n| medfast fastai Learner | {max(ls):.2f} | {max(ls)/max(ps):.2f} |")
 
@@ -160,7 +162,7 @@ if 'recipe' in parts:
     t = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr): learn = train(df, 'medmnist3d', epochs=args.epochs)
     sec = time.perf_counter() - t
-    r = learn.run_record.recipe; r['shape'] = (r['size'],)*3
+    r = learn.run_record.params.to_dict(); r['shape'] = (r['size'],)*3
     m = learn.run_record.valid
     out['recipe'] = dict(recipe=r, seconds=round(sec, 1), **{k: round(float(m[k]), 4) for k in ('accuracy', 'auroc', 'sensitivity', 'specificity', 'balanced_accuracy')})
     print(f"\n(c) AdrenalMNIST3D 64^3, official split, {r['arch']} at {'x'.join(map(str, r['shape']))}, {r['epochs']} epochs, fp32 CPU")
@@ -171,9 +173,9 @@ if 'recipe' in parts:
 
 if 'patches' in parts:
     import subprocess
-    from medfast.volume import load_series
-    from medfast.nifti import save_volume
-    from medfast.resample import resample_volume
+    from medfast.io.series import load_series
+    from medfast.io.nifti import save_volume
+    from medfast.transforms.spatial import resample_volume
     root = data_dir()/'dicom_series'/'ge_epi_brain'
     srcs = sorted(p for p in root.glob('mr_*') if p.is_dir())
     if not srcs: sys.exit(f"SKIPPED (data absent): {root}")

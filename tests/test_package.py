@@ -80,7 +80,7 @@ def bundle(tmp_path_factory):
     r = run(Path(sys.executable).parent/'medfast', 'kaggle-bundle', out, cwd=ROOT)
     info = json.loads(r.stdout.strip().splitlines()[-1])
     names = zipfile.ZipFile(next(out.glob('medfast-*.whl'))).namelist()
-    assert 'medfast/dicom.py' in names and 'medfast/tasks/classify.py' in names and not any(n.startswith(('nbs/', 'tests/', 'bench/')) for n in names)
+    assert 'medfast/io/dicom.py' in names and 'medfast/tasks/classify.py' in names and not any(n.startswith(('nbs/', 'tests/', 'bench/')) for n in names)
     assert any(w.startswith('pylibjpeg_libjpeg') for w in info['wheels']) and (out/'README.md').is_file()
     return out
 
@@ -88,7 +88,7 @@ def test_kaggle_bundle_installs_offline(kaggle_env, bundle, tmp_path):
     py, cwd = kaggle_env, tmp_path
     # 1. medfast alone, no index: dependencies from the environment
     run(py, '-m', 'pip', 'install', '--no-index', '--find-links', bundle, 'medfast', env=OFFLINE)
-    check = ("import pydicom.data as d, medfast; from medfast.dicom import read_dicom; from medfast.core import DicomReadError\n"
+    check = ("import pydicom.data as d, medfast; from medfast.io.dicom import read_dicom; from medfast.core import DicomReadError\n"
              "print(read_dicom(d.get_testdata_file('SC_rgb_jpeg_dcmtk.dcm')).shape)\n"
              "try: read_dicom(d.get_testdata_file('MR_small_jpeg_ls_lossless.dcm')); print('decoded')\n"
              "except DicomReadError as e: print('error', e)\n")
@@ -100,9 +100,9 @@ def test_kaggle_bundle_installs_offline(kaggle_env, bundle, tmp_path):
     assert run(py, '-c', check, cwd=cwd).stdout.splitlines()[1] == 'decoded'
     # 3. a model exported here (numpy 2) loads there (numpy 1.26) and predicts the same
     from PIL import Image
-    from medfast.data import items_from_folder, split_by_patient
-    from medfast.learner import train, predict
-    from medfast.model_format import export
+    from medfast.data.tables import items_from_folder, split_by_patient
+    from medfast.engine.learner import train, predict
+    from medfast.engine.model_format import export
     rng = np.random.default_rng(0)
     for c in ('NORMAL', 'PNEUMONIA'):
         (tmp_path/'xr'/c).mkdir(parents=True)
@@ -114,7 +114,7 @@ def test_kaggle_bundle_installs_offline(kaggle_env, bundle, tmp_path):
     learn = train(t, 'xray', arch='resnet10t', size=32, bs=8, epochs=1, precision='fp32', aug=False)
     export(learn, tmp_path/'m.pt')
     t.to_csv(tmp_path/'t.csv', index=False); np.save(tmp_path/'p.npy', predict(learn, t))
-    code = ("import json, numpy as np, pandas as pd, sklearn; from medfast.model_format import load_model; from medfast.learner import predict, evaluate\n"
+    code = ("import json, numpy as np, pandas as pd, sklearn; from medfast.engine.model_format import load_model; from medfast.engine.learner import predict, evaluate\n"
             f"t = pd.read_csv({str(tmp_path/'t.csv')!r}); l = load_model({str(tmp_path/'m.pt')!r})\n"
             f"d = float(np.abs(predict(l, t) - np.load({str(tmp_path/'p.npy')!r})).max())\n"
             "print(json.dumps(dict(diff=d, accuracy=evaluate(l, t)['accuracy'], numpy=np.__version__, sklearn=sklearn.__version__)))")

@@ -1,5 +1,5 @@
 """Budgets the front door keeps: notebook sizes, no progress-bar text in saved outputs, a README of at most 8,000 characters."""
-import json
+import ast, json
 from pathlib import Path
 import pytest
 
@@ -24,3 +24,45 @@ def test_no_progress_bar_text(nb):
 def test_readme_budget():
     n = len((ROOT/'README.md').read_text())
     assert n <= 8000, f"README.md is {n:,} characters; the budget is 8,000 (details go to CONTRIBUTING.md, figures to BENCHMARKS.md)"
+
+# The layout by concern (ARCHITECTURE.md): each package builds on the ones before it, never on a later one, and on no private name
+LAYERS = ['core', 'io', 'transforms', 'metrics', 'models', 'data', 'inference', 'engine', 'tasks', 'app', 'all']
+MODULES = sorted(p for p in (ROOT/'medfast').rglob('*.py') if p.name not in ('__init__.py', '_modidx.py'))
+
+def _layer(mod:str) -> int: return LAYERS.index(mod.split('.')[1])
+
+def _imports(path):
+    "(line, module, names) of every `import medfast...` and `from medfast... import ...` in a module, function-level imports included"
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith('medfast.'): yield n.lineno, n.module, [a.name for a in n.names]
+        if isinstance(n, ast.Import): yield from ((n.lineno, a.name, []) for a in n.names if a.name.startswith('medfast.'))
+
+def _name(p): return 'medfast.' + '.'.join(p.relative_to(ROOT/'medfast').with_suffix('').parts)
+
+@pytest.mark.parametrize('path', MODULES, ids=[_name(p) for p in MODULES])
+def test_layers(path):
+    me = _name(path)
+    later = [(l, m) for l, m, _ in _imports(path) if _layer(m) > _layer(me)]
+    assert not later, f"{me} imports from later packages ({' '.join(LAYERS)}): " + ', '.join(f"line {l}: {m}" for l, m in later)
+
+@pytest.mark.parametrize('path', MODULES, ids=[_name(p) for p in MODULES])
+def test_no_private_names_across_modules(path):
+    me = _name(path)
+    bad = [(l, m, n) for l, m, ns in _imports(path) for n in ns if m != me and n.startswith('_')]
+    assert not bad, f"{me} imports private names of other modules: " + ', '.join(f"line {l}: {n} from {m}" for l, m, n in bad)
+    mods = {a.asname or a.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Import) for a in n.names if a.name.startswith('medfast')}
+    attrs = [(n.lineno, ast.unparse(n)) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute) and n.attr.startswith('_')
+             and not n.attr.startswith('__') and ast.unparse(n.value).split('.')[0] in mods]
+    assert not attrs, f"{me} reads private attributes of medfast modules: {attrs}"
+
+def test_engine_and_app_name_no_task():
+    "The engine and the app work for any registered task: no built-in task or recipe is named there (the registry of built-in modules aside)"
+    from medfast.engine.task import BUILTIN
+    from medfast.engine.params import RECIPES, get_recipe
+    get_recipe('xray')                                                  # loads every built-in task's recipes
+    names = set(BUILTIN) | set(RECIPES)
+    for path in MODULES:
+        me = _name(path)
+        if _layer(me) not in (LAYERS.index('engine'), LAYERS.index('app')) or me == 'medfast.engine.task': continue
+        hits = [(n.lineno, n.value) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant) and n.value in names]
+        assert not hits, f"{me} names tasks or recipes: {hits}"

@@ -1,1 +1,0 @@
-"""Tasks: one module per kind of problem, each plugged into `medfast.learner`."""
