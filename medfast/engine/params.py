@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'RECIPES', 'param', 'freeze', 'thaw', 'kinds', 'element_kinds', 'check_value', 'Options', 'Params',
-           'Recipe', 'register_recipe', 'get_recipe', 'recipe_table']
+           'on_images', 'on_volumes', 'Recipe', 'register_recipe', 'get_recipe', 'recipe_table']
 
 # %% ../../nbs/07_engine.params.ipynb #95484219
 import dataclasses, os, types, typing
@@ -159,6 +159,14 @@ class Params(Options):
     weights:str|None = param(None, 'a weight file or folder (implies --pretrained)')
     seed:int = param(42, 'the seed of every random generator', lo=0, hi=2**32 - 1)
     def describe(self) -> str: return f"the {self.task} task's parameters"
+
+def on_images(p) -> bool:
+    "For `param(applies=...)`: the parameters are for 2D images (their `dim` is 2)"
+    return p.dim == 2
+
+def on_volumes(p) -> bool:
+    "For `param(applies=...)`: the parameters are for volumes (their `dim` is 3)"
+    return p.dim == 3
 
 # %% ../../nbs/07_engine.params.ipynb #4cd00122
 @dataclass(frozen=True)

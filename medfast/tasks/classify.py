@@ -36,15 +36,13 @@ from ..data.volumes import VolumePrep, LoadVolume, volume_dls
 from ..transforms.spatial import shape3
 from ..inference.sliding import sliding_window
 from ..inference.interpret import show_gradcam
-from ..engine.params import Options, Params, param, register_recipe, thaw
+from ..engine.params import Options, Params, on_images, on_volumes, param, register_recipe, thaw
 from ..engine.task import Task, Input, Output, Figure, Table
 from ..engine.inputs import TableOptions
 from ..engine.learner import Learner, ChannelsLastLayout, table_preds, fit, fine_tune, predict, submission_from_learner
 
 # %% ../../nbs/08_tasks.classify.ipynb #5fa18d0b
 OBJECTIVES = ('ce', 'weighted', 'ordinal', 'bce')
-def _images(p) -> bool: return p.dim == 2
-def _volumes(p) -> bool: return p.dim == 3
 
 @dataclass(frozen=True)
 class ClassifyParams(Params):
@@ -52,8 +50,8 @@ class ClassifyParams(Params):
     task = 'classify'
     dim:int = param(2, "2: images, 3: volumes", choices=(2, 3), cli=False)
     size:int|tuple[int, ...] = param(128, "training size: the side of an image or of a volume's cube (z y x through the API)", lo=8, length=(1, 3))
-    item_size:int|None = param(None, "presize: images are read and cached at this size (default: about 1.15 x the size)", lo=8, follows='size', applies=_images)
-    channels:int|None = param(1, "1: a grey model, 3: colour or ImageNet-shaped (volumes: the channels the data has)", choices=(1, 3), applies=_images)
+    item_size:int|None = param(None, "presize: images are read and cached at this size (default: about 1.15 x the size)", lo=8, follows='size', applies=on_images)
+    channels:int|None = param(1, "1: a grey model, 3: colour or ImageNet-shaped (volumes: the channels the data has)", choices=(1, 3), applies=on_images)
     sampling:str|None = param('oversample', "'oversample' the smaller classes, 'weighted' sampling, or 'none'", choices=('oversample', 'weighted', 'none'))
     objective:str|None = param('ce', "'ce' cross-entropy, 'weighted' class-weighted, 'ordinal' cumulative-logit head with kappa thresholds, 'bce' one logit (two classes)", choices=OBJECTIVES)
     class_weight:str|tuple[float, ...]|None = param(None, "class weights in the loss: 'balanced', 'sqrt' (or one per class through the API)", choices=('balanced', 'sqrt'))
@@ -61,18 +59,18 @@ class ClassifyParams(Params):
     label_smoothing:float = param(.1, 'label smoothing', lo=0, hi=1, open_hi=True)
     mixup:float = param(0., 'MixUp Beta parameter (0: off)', lo=0)
     aug:bool|dict = param(True, "augmentation: True (the defaults), False, or the arguments of `medical_aug` (images) or `volume_aug` (volumes)", keys=lambda p: AUG_KEYS[p.dim], cli=False)
-    pre:str = param('none', "full-size preprocessing: 'crop' the black border and mask the retina circle, 'fundus' adds Ben Graham's filter, 'equalize' or 'clahe' standardize each radiograph's grey levels", choices=PRE, applies=_images)
-    ben:float = param(4., "Ben Graham's strength with --pre fundus", lo=0, applies=_images)
+    pre:str = param('none', "full-size preprocessing: 'crop' the black border and mask the retina circle, 'fundus' adds Ben Graham's filter, 'equalize' or 'clahe' standardize each radiograph's grey levels", choices=PRE, applies=on_images)
+    ben:float = param(4., "Ben Graham's strength with --pre fundus", lo=0, applies=on_images)
     thresholds:bool|str = param(False, "decide by thresholds fitted on validation: for quadratic kappa (always with --objective ordinal), or 'balanced' (Youden's, two classes)", choices=('balanced',))
     tta:bool = param(False, "test-time augmentation: for the validation figures, and the model's default in evaluate and predict")
-    on_error:str = param('raise', "unreadable images: 'raise' an error naming them, or 'skip' them with a warning", choices=('raise', 'skip'), consts={'--skip-bad': 'skip'}, applies=_images)
+    on_error:str = param('raise', "unreadable images: 'raise' an error naming them, or 'skip' them with a warning", choices=('raise', 'skip'), consts={'--skip-bad': 'skip'}, applies=on_images)
     labels:tuple|None = param(None, "a fixed label set (grades): any other label is an error", cli=False)
-    cache:str = param('auto', "decoded images: in memory, in one file on disk shared by every process, or 'auto' (the size rule, which says what it chose)", choices=CACHE_MODES, applies=_images)
-    normalize:str|None = param('minmax', "volume intensities: 'minmax', 'percentile' or 'zscore'", choices=NORMALIZE, applies=_volumes)
-    crop:bool = param(False, 'crop the background of each volume first', applies=_volumes)
-    spacing:float|tuple[float, ...]|None = param(None, 'resample volumes to this voxel spacing first (one number, or z y x in mm)', lo=0, open_lo=True, length=(1, 3), applies=_volumes)
-    patch:int|tuple[int, ...]|None = param(None, 'train on patches of this size (one side, or z y x) from the disk cache; predict by sliding window', lo=4, length=(1, 3), applies=_volumes)
-    fg_prob:float = param(.5, 'with --patch: the share of training patches centred on the foreground', lo=0, hi=1, applies=_volumes)
+    cache:str = param('auto', "decoded images: in memory, in one file on disk shared by every process, or 'auto' (the size rule, which says what it chose)", choices=CACHE_MODES, applies=on_images)
+    normalize:str|None = param('minmax', "volume intensities: 'minmax', 'percentile' or 'zscore'", choices=NORMALIZE, applies=on_volumes)
+    crop:bool = param(False, 'crop the background of each volume first', applies=on_volumes)
+    spacing:float|tuple[float, ...]|None = param(None, 'resample volumes to this voxel spacing first (one number, or z y x in mm)', lo=0, open_lo=True, length=(1, 3), applies=on_volumes)
+    patch:int|tuple[int, ...]|None = param(None, 'train on patches of this size (one side, or z y x) from the disk cache; predict by sliding window', lo=4, length=(1, 3), applies=on_volumes)
+    fg_prob:float = param(.5, 'with --patch: the share of training patches centred on the foreground', lo=0, hi=1, applies=on_volumes)
     def check(self):
         if self.dim == 2 and self.channels is None: raise InvalidArgumentError("channels: images need 1 or 3")
     def describe(self) -> str: return f"the classify task's parameters for {'volumes (dim=3)' if self.dim == 3 else 'images (dim=2)'}"

@@ -30,15 +30,12 @@ from ..data.volumes import VolumePrep, volume_mask_dls
 from ..transforms.spatial import shape3
 from ..inference.sliding import sliding_window
 from ..inference.tta import FlipTTA
-from ..engine.params import Params, param, register_recipe, thaw
+from ..engine.params import Params, on_images, on_volumes, param, register_recipe, thaw
 from ..engine.task import Task, Input, Output, Figure
 from ..engine.inputs import TableOptions, IDS, IMAGES
 from ..engine.learner import Learner, predict as learner_predict
 
 # %% ../../nbs/08_tasks.segment.ipynb #36825692
-def _images(p) -> bool: return p.dim == 2
-def _volumes(p) -> bool: return p.dim == 3
-
 @dataclass(frozen=True)
 class SegmentParams(Params):
     "The parameters of segmentation: of 2D images (`dim=2`, a U-Net on a timm encoder) or of volumes (`dim=3`, a 3D U-Net on patches)"
@@ -50,17 +47,17 @@ class SegmentParams(Params):
     epochs:int = param(40, 'training epochs', lo=1)
     bs:int = param(8, 'batch size', lo=1)
     lr:float|None = param(2e-3, 'peak learning rate; 0 runs the learning-rate finder', lo=0)
-    channels:int = param(1, "1: a grey model, 3: colour or ImageNet-shaped", choices=(1, 3), applies=_images)
+    channels:int = param(1, "1: a grey model, 3: colour or ImageNet-shaped", choices=(1, 3), applies=on_images)
     codes:tuple[str, ...] = param(('background', 'foreground'), "class names by mask value, background first", cli=False)
     ignore:int|None = param(255, "the mask value that is neither scored nor trained on", lo=0, hi=255)
     dice_weight:float = param(1., "weight of the soft Dice in the loss (0: cross-entropy alone)", lo=0)
     components:int|None = param(None, "keep the largest regions of each class, this many", lo=1)
     fill_holes:bool = param(False, "fill the holes of each predicted class")
     aug:bool|dict = param(True, "augmentation: True (the defaults), False, or the arguments of `medical_aug` (images) or `volume_aug` (volumes)", keys=lambda p: AUG_KEYS[p.dim], cli=False)
-    tta:bool = param(False, "images: average the prediction with that of the mirrored image", applies=_images)
-    normalize:str|None = param('zscore', "volume intensities: 'zscore' (per volume), 'minmax' or 'percentile'", choices=NORMALIZE, applies=_volumes)
-    spacing:float|tuple[float, ...]|None = param(None, 'resample volumes and their label maps to this voxel spacing first (one number, or z y x in mm)', lo=0, open_lo=True, length=(1, 3), applies=_volumes)
-    fg_prob:float = param(.33, "the share of training patches centred on a labelled voxel", lo=0, hi=1, applies=_volumes)
+    tta:bool = param(False, "images: average the prediction with that of the mirrored image", applies=on_images)
+    normalize:str|None = param('zscore', "volume intensities: 'zscore' (per volume), 'minmax' or 'percentile'", choices=NORMALIZE, applies=on_volumes)
+    spacing:float|tuple[float, ...]|None = param(None, 'resample volumes and their label maps to this voxel spacing first (one number, or z y x in mm)', lo=0, open_lo=True, length=(1, 3), applies=on_volumes)
+    fg_prob:float = param(.33, "the share of training patches centred on a labelled voxel", lo=0, hi=1, applies=on_volumes)
     def describe(self) -> str: return f"the segment task's parameters for {'volumes (dim=3)' if self.dim == 3 else 'images (dim=2)'}"
 
 # %% ../../nbs/08_tasks.segment.ipynb #eeaa1251
