@@ -108,19 +108,25 @@ def register_task(task:Task) -> Task:
     _registered[task.name] = task
     return task
 
-def _import(src) -> Task:
+def _import(name:str, src) -> Task:
+    "The task `src` names; a task from another package that cannot be loaded is an error naming its entry point"
     if isinstance(src, Task): return src
     mod, _, attr = src.partition(':')
-    return getattr(importlib.import_module(mod), attr or 'TASK')
+    if BUILTIN.get(name) == src: return getattr(importlib.import_module(mod), attr)
+    where = f"task {name!r} (entry point {src} of group {GROUP})"
+    try: task = getattr(importlib.import_module(mod), attr or 'TASK')
+    except Exception as e: raise InvalidArgumentError(f"{where} could not be loaded: {type(e).__name__}: {e}; fix or uninstall the package that declares it") from e
+    if not isinstance(task, Task): raise InvalidArgumentError(f"{where} is {task!r}, not a medfast Task")
+    return task
 
 def load_tasks() -> dict:
     "Every registered task by name (their modules imported)"
-    return {n: _import(s) for n, s in task_sources().items()}
+    return {n: _import(n, s) for n, s in task_sources().items()}
 
 def get_task(name:str) -> Task:
     "The task registered as `name`, or the one that has `name` as an alias"
     src = task_sources()
-    if name in src: return _import(src[name])
+    if name in src: return _import(name, src[name])
     for t in load_tasks().values():
         if name in t.aliases: return t
     raise InvalidArgumentError(f"unknown task {name!r}; the tasks are {', '.join(src)}")
