@@ -6,7 +6,7 @@
 __all__ = ['DATA_ENV', 'data_absences', 'SLOW_ENV', 'CACHE_ENV', 'MedfastError', 'DataMissingError', 'InvalidArgumentError',
            'UsageError', 'ImageReadError', 'DicomReadError', 'ModelFormatError', 'TrainingError',
            'MissingDependencyError', 'project_root', 'data_dir', 'data_path', 'find_data', 'slow_run', 'cache_dir',
-           'machine_info', 'atomic_write', 'json_text', 'seed_everything']
+           'machine_info', 'atomic_write', 'inside', 'json_text', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #9ff4aad3
 import json, math, os
@@ -127,6 +127,16 @@ def atomic_write(fname, # The file to write
         os.replace(tmp, fname)
     finally: tmp.unlink(missing_ok=True)
     return fname
+
+# %% ../nbs/00_core.ipynb #b391958e
+def inside(folder, # The folder the file must stay in
+           name:str, # A name made from data: an id, a stem, a relative path
+          ) -> Path:
+    "`folder/name`; `InvalidArgumentError` naming it when it would lie outside `folder` (absolute, `..`, a link that leads out)"
+    f = Path(folder); p = f/str(name)
+    if Path(str(name)).is_absolute() or not p.resolve().is_relative_to(f.resolve()):
+        raise InvalidArgumentError(f"{str(name)!r}: a file name from the data that would be written outside {f}")
+    return p
 
 # %% ../nbs/00_core.ipynb #b07cec37
 def _plain(o):

@@ -1,4 +1,4 @@
-"""Budgets the front door keeps: notebook sizes, no progress-bar text in saved outputs, a README of at most 8,000 characters."""
+"""Budgets the front door keeps: notebook sizes, no progress-bar text in saved outputs, a README of at most 8,000 characters; the layout's rules; no source file hidden from git."""
 import ast, json
 from pathlib import Path
 import pytest
@@ -66,3 +66,11 @@ def test_engine_and_app_name_no_task():
         if _layer(me) not in (LAYERS.index('engine'), LAYERS.index('app')) or me == 'medfast.engine.task': continue
         hits = [(n.lineno, n.value) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant) and n.value in names]
         assert not hits, f"{me} names tasks or recipes: {hits}"
+
+def test_no_source_is_ignored_by_git():
+    "A module nbdev exports, or a notebook, that .gitignore hides is missing from every clone and from a wheel built from one"
+    import shutil, subprocess
+    if not (ROOT/'.git').exists() or not shutil.which('git'): pytest.skip('not a git checkout')
+    files = [str(p.relative_to(ROOT)) for p in [*(ROOT/'medfast').rglob('*.py'), *NBS, *(ROOT/'tests').rglob('*.py')]]
+    ignored = subprocess.run(['git', 'check-ignore', *files], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not ignored, f"git ignores source files (fix .gitignore): {', '.join(ignored)}"

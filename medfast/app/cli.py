@@ -6,14 +6,14 @@
 __all__ = ['EXIT_OK', 'EXIT_ERROR', 'EXIT_USAGE', 'EXIT_PARTIAL', 'EXIT_BUG', 'COMMANDS', 'number', 'find_dicoms', 'parse_voi',
            'scan', 'flag', 'field_kw', 'add_fields', 'given_fields', 'add_inputs', 'given_input', 'input_options',
            'usage_error', 'choose', 'default_recipe', 'recipe_overrides', 'train_table', 'model_input',
-           'task_option_values', 'check_outputs', 'choose_output', 'main']
+           'task_option_values', 'check_outputs', 'option_paths', 'choose_output', 'main']
 
 # %% ../../nbs/09_app.cli.ipynb #651bd56c
 import argparse, contextlib, dataclasses, math, os, sys, traceback, warnings
 from pathlib import Path
 
 import medfast
-from ..core import MedfastError, UsageError, DataMissingError, InvalidArgumentError, json_text
+from ..core import MedfastError, UsageError, DataMissingError, InvalidArgumentError, atomic_write, json_text
 
 # %% ../../nbs/09_app.cli.ipynb #a9905590
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUG = 0, 1, 2, 3, 4
@@ -56,6 +56,7 @@ def parse_voi(s:str):
     if s.lower() == 'none': return None
     try: c,w = (float(v) for v in s.split(','))
     except ValueError: raise UsageError(f"--voi must be 'header', 'none', one of {', '.join(WINDOWS)} or 'center,width', not {s!r}") from None
+    if not (math.isfinite(c) and math.isfinite(w) and w > 0): raise UsageError(f"--voi {s}: the center must be finite and the width a positive number")
     return (c, w)
 
 def scan(folder, # Folder of DICOM files
@@ -254,14 +255,24 @@ def task_option_values(args, task) -> dict:
 
 # %% ../../nbs/09_app.cli.ipynb #0d9501ce
 def check_outputs(out, # The `--out` path
-                  inputs, # Paths the command reads
-                  model:bool=True, # `out` names a model (the pair `x.pt`, `x.json`); False: one file
+                  inputs, # Paths the command reads: files, and folders whose files it reads
+                  model:bool=True, # `out` names a model (the pair `x.pt`, `x.json`); False: one file or folder
+                  flag:str='--out', # The option that gives `out`, for messages
                  ):
-    "`UsageError` when a file the command writes at `out` is one of the inputs"
+    "Before the work starts: `UsageError` when `out` would write over an input (or a file inside an input folder), `DataMissingError` when it cannot be written"
     from medfast.engine.model_format import model_files
-    mine = {Path(p).resolve() for p in (model_files(out) if model else [out])}
-    if hits := [str(p) for p in inputs if p and Path(p).resolve() in mine]:
-        raise UsageError(f"--out {out} would overwrite the input {', '.join(hits)}: choose another name")
+    mine = [Path(p).resolve() for p in (model_files(out) if model else [out])]
+    for m in mine:
+        a = m.parent
+        while not a.exists(): a = a.parent
+        if not a.is_dir() or not os.access(a, os.W_OK): raise DataMissingError(f"{flag} {out}: cannot write in {a} ({'not a folder' if not a.is_dir() else 'not writable'})")
+    over = lambda i: any(m == i or (i.is_dir() and m.exists() and m.is_relative_to(i)) for m in mine)
+    if hits := [str(p) for p in inputs if p and over(Path(p).resolve())]:
+        raise UsageError(f"{flag} {out} would overwrite the input {', '.join(hits)}: choose another name")
+
+def option_paths(o) -> list:
+    "The values of input options `o` that name files or folders (an images folder, a patients table): inputs too"
+    return [v for v in (o.to_dict().values() if o is not None else ()) if isinstance(v, str) and v and Path(v).exists()]
 
 def choose_output(task, out:Path):
     "The task's output that `out` asks for: a file of its suffix, or a new folder; `UsageError` when it has none such"
@@ -285,10 +296,11 @@ def _fmt(rep) -> str:
         return df.to_string(index=False)
 
 def _scan(args):
+    if args.csv: check_outputs(args.csv, [args.folder], model=False, flag='--csv')
     rep = scan(args.folder, recursive=not args.no_recursive, n_workers=args.workers, progress=sys.stderr.isatty(),
                voi=parse_voi(args.voi), force=args.force)
     n_ok = int(rep.ok.sum())
-    if args.csv: rep.to_csv(args.csv, index=False)
+    if args.csv: atomic_write(args.csv, lambda t: rep.to_csv(t, index=False))
     text = _fmt(rep) + f"\n\n{len(rep)} files: {n_ok} decoded, {len(rep) - n_ok} failed with a DicomReadError"
     return (EXIT_OK if n_ok == len(rep) else EXIT_PARTIAL if n_ok else EXIT_ERROR), dict(files=len(rep), decoded=n_ok, failed=len(rep) - n_ok), text
 
@@ -300,9 +312,13 @@ def _resumed(args):
         raise UsageError(f"--resume takes the run folder alone (and --processes), not {' '.join(given)}: the run continues with the options it was started with")
     f = run/'command.json'
     if not f.is_file(): raise DataMissingError(f"{run}: not a resumable run folder (no command.json): only medfast train --run folders can be resumed")
-    saved = json.loads(f.read_text())['argv']
-    new = _parser('train').parse_args(saved)
-    new.argv, new.resumed, new.resume = saved, True, str(run)
+    try: saved = json.loads(f.read_text())['argv']
+    except (ValueError, KeyError, TypeError): saved = None
+    if not (isinstance(saved, list) and saved[:1] == ['train'] and all(isinstance(a, str) for a in saved)):
+        raise InvalidArgumentError(f"{f}: not the command line of a medfast train --run (damaged, or another command): the run cannot be resumed")
+    try: new = _parser('train').parse_args(saved)
+    except SystemExit: raise InvalidArgumentError(f"{f}: its command line is not one this medfast's train takes (see the lines above): the run cannot be resumed") from None
+    new.argv, new.resumed, new.resume, new.run = saved, True, str(run), str(run)   # a copied run continues in the copy, never in its original
     if args.processes: new.processes = args.processes
     return new
 
@@ -327,14 +343,13 @@ def _train(args):
     resumed = getattr(args, 'resumed', False)
     if args.run:
         from medfast.app.report import new_run_folder
-        from medfast.core import atomic_write
         if not resumed and is_main():
             try: new_run_folder(args.run, create=True)
             except InvalidArgumentError as e: raise UsageError(f"--run {e}") from None
             atomic_write(Path(args.run)/'command.json', json_text(dict(argv=args.argv)))    # what --resume runs again
         args.out = Path(args.run)/'model.pt'
     inputs = {i.name for t in load_tasks().values() for i in t.inputs}
-    check_outputs(args.out or 'model.pt', [getattr(args, n, None) for n in inputs] + [getattr(args, 'patients', None)])
+    check_outputs(args.out or 'model.pt', [getattr(args, n, None) for n in inputs] + option_paths(o))
     _warn(f"task {task.name} ({why}), recipe {rec.name}" + (f", resumed from {args.run}" if resumed else ''))
     learn = train(train_table(args, inp, p, o, p.seed), rec, checkpoint=args.run, resume=resumed, **over)
     if not is_main(): return EXIT_OK, None, None                                       # rank 0 writes
@@ -376,7 +391,7 @@ def _predict(args):
     learn = load_model(args.model); task = task_of(learn)
     inp, o = model_input(args, task, 'predict')
     out = Path(args.out); output = choose_output(task, out)
-    check_outputs(out, [getattr(args, inp.name), args.sample, *model_files(args.model)], model=False)
+    check_outputs(out, [getattr(args, inp.name), args.sample, *model_files(args.model), *option_paths(o)], model=False)
     opts = task_option_values(args, task)
     table = inp.read(getattr(args, inp.name), 'predict', learn.run_record.params, o)
     info = output.write(learn, table, out, sample=args.sample, id_col=args.id_col, target_col=args.target_col, preset=getattr(args, 'preset', None), tta=args.tta, **opts)

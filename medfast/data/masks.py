@@ -136,10 +136,14 @@ def segmentation_dls(df:pd.DataFrame, # Table with `item`, `mask`, `is_valid`
 
 # %% ../../nbs/05_data.masks.ipynb #16bc6edd
 def check_mask_values(dls, n_classes:int, ignore:int|None=IGNORE):
-    "`InvalidArgumentError` naming the masks that hold values other than the classes and the ignore value"
-    bad = []
+    "`InvalidArgumentError` naming the masks that hold values other than the classes and the ignore value, or when no training mask holds a foreground class"
+    bad, train, seen = [], set(map(str, dls.train_ds.items['mask'])), set()
     for t in find_tfms(dls, LoadMask):
         for k, a in t.mem.items():
             v = np.unique(a); extra = [int(x) for x in v if x >= n_classes and x != ignore]
             if extra: bad.append(f"{k} ({', '.join(map(str, extra[:4]))})")
+            if k in train: seen |= set(v.tolist())
     if bad: raise InvalidArgumentError(f"{len(bad)} mask(s) hold values that are neither a class 0..{n_classes - 1} nor the ignore value {ignore}: {'; '.join(bad[:5])}")
+    if not seen & set(range(1, n_classes)):
+        hint = f": a 0/{ignore} export? {ignore} means 'not scored'; write the foreground as 1, e.g. (mask > 0).astype(np.uint8)" if ignore in seen else ''
+        raise InvalidArgumentError(f"no training mask holds a foreground class (1..{n_classes - 1}), only {', '.join(map(str, sorted(seen)))}: there is nothing to learn{hint}")

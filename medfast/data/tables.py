@@ -85,6 +85,16 @@ def items_from_folder(path, # Folder with one sub-folder per class, possibly und
     if group_re: df['group'] = [(m.group(1) if m.groups() else m.group(0)) if (m := re.search(group_re, p.name)) else 'other' for p in files]
     return df
 
+def _ids_checked(out:pd.DataFrame) -> pd.DataFrame:
+    "An id repeated with other labels is an error naming its rows; repeated with the same label, a warning, and the image is kept once"
+    n = out.groupby('id')['label'].nunique()
+    if (n > 1).any():
+        i = n.index[n > 1][0]; rows = out.index[out['id'] == i]
+        raise InvalidArgumentError(f"id {i!r} has different labels in rows {', '.join(map(str, rows[:5]))} ({', '.join(map(repr, out['label'][rows].unique().tolist()))}); {int((n > 1).sum())} id(s) like it: an image has one label")
+    if (rep := out['id'].duplicated().values).any():
+        warnings.warn(f"{int(rep.sum())} row(s) repeat an id with the same label (e.g. {out['id'][rep].iloc[0]!r}, row {out.index[rep][0]}): each image is used once")
+    return out[~rep]
+
 def items_from_df(df:pd.DataFrame, # One row per image
                   item:str, # Column with a path or an id
                   label:str|None='label', # Label column (None: unlabelled, e.g. a test set)
@@ -104,6 +114,7 @@ def items_from_df(df:pd.DataFrame, # One row per image
     if label is not None:
         if df[label].isna().any(): raise InvalidArgumentError(f"column {label!r} has no label in row(s) {', '.join(map(str, df.index[df[label].isna()][:5]))}")
         out['label'] = df[label].values
+        out = _ids_checked(out)
     out['patient'] = df[patient].values if patient else out['item']
     if check:
         miss = [(i, p) for i,p in zip(df.index, out['item']) if not Path(p).is_file()]
@@ -228,6 +239,8 @@ def check_labels(df:pd.DataFrame, # Item table with `label`
         keys = y.map(_key)
         if (~keys.isin(list(known))).any(): fail(~keys.isin(list(known)), f"outside the recipe's label set {', '.join(known)}")
         return df.assign(**{label: keys.map(known)})
+    num = pd.to_numeric(y.astype(str), errors='coerce').notna()
+    if num.any() and not num.all(): fail(~num, 'are not numbers, as the other labels are (a label set is all numbers or all names)')
     if pd.api.types.is_numeric_dtype(y) and (y < 0).any(): fail(y < 0, 'are negative: numeric labels are grades 0, 1, 2, ...')
     return df
 

@@ -11,7 +11,7 @@ import pandas as pd
 from dataclasses import dataclass
 
 from ..core import InvalidArgumentError
-from ..data.tables import items_from_csv, items_from_images
+from ..data.tables import PRESETS, items_from_csv, items_from_images
 from .params import Options, param
 from .task import Input
 
@@ -23,7 +23,7 @@ class TableOptions(Options):
     id_col:str|None = param(None, "with --csv: the id column (default 'id', or the preset's); predict: the submission's id column")
     label_col:str|None = param(None, "with --csv: the label column (default 'label', or the preset's)")
     pattern:str|None = param(None, "with --csv: the file name from the id (default '{}', or the preset's, e.g. '{}.png')")
-    preset:str|None = param(None, "the conventions of a known dataset: chest_xray (patient ids and groups in file names), aptos, rsna (CSV columns)")
+    preset:str|None = param(None, "the conventions of a known dataset: chest_xray (patient ids and groups in file names), aptos, rsna (CSV columns)", choices=tuple(PRESETS))
     patients:str|None = param(None, "with --masks: a CSV naming each image file and its patient (e.g. metadata.csv: filename, patientid)")
     patient_re:str|None = param(None, "with --folder: a regex whose first group is the patient id in file names (default: one patient per image)")
     group_re:str|None = param(None, "with --folder: a regex whose first match in a file name names its group (default: the preset's)")

@@ -52,7 +52,7 @@ def read_mask(path, # PNG/BMP/TIFF (grey or palette), DICOM or .npy
     try: a = _read_raw(p)
     except ImageReadError: raise
     except Exception as e: raise ImageReadError(p, f"not a readable mask ({type(e).__name__}: {e})") from None
-    a = np.squeeze(a)
+    while a.ndim > ndim and 1 in a.shape: a = np.squeeze(a, axis=a.ndim - 1 if a.shape[-1] == 1 else a.shape.index(1))   # a channel or frame axis of one; a 1x1 mask stays 1x1
     if a.ndim != ndim: raise ImageReadError(p, f"a {ndim}D mask was expected, the file holds shape {a.shape}")
     if a.dtype.kind not in 'biu' and not (a.dtype.kind == 'f' and np.isfinite(a).all() and (a == np.round(a)).all()):
         raise ImageReadError(p, f"mask values must be whole class indices, not {a.dtype}")

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 
-from ..core import InvalidArgumentError, UsageError, atomic_write
+from ..core import InvalidArgumentError, UsageError, atomic_write, inside
 from ..io.images import read_image
 from ..io.masks import IGNORE, read_mask, resize_mask, rle_encode
 from ..io.kaggle import write_submission
 from ..io.dicom import is_dicom, pixel_spacing
 from ..transforms.volume import NORMALIZE, AUG_KEYS
 from ..transforms.masks import clean_mask
-from ..metrics.segmentation import MeanDice, mask_metrics, hd95, missed, outline, summarize_scores
+from ..metrics.segmentation import MeanDice, mask_metrics, hd95, missed, outline, scored, summarize_scores
 from ..models.unet import create_unet, create_unet3d, unet_splitter
 from ..data.tables import blank_table, find_tfms
 from ..data.images import normalize_stats
@@ -78,10 +78,13 @@ def _write_rle(learn, table, out, sample=None, id_col=None, target_col=None, **k
     return dict(submission=str(out), rows=len(sub), empty=int((sub.iloc[:, 1] == '').sum()))
 
 def _write_pngs(learn, table, out, **kw) -> dict:
-    "One PNG mask of class indices per image, at its size, in a new folder"
+    "One PNG mask of class indices per image, at its size, in a new folder: `<id>.png`, each inside it and each its own"
     from PIL import Image
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    for i, m in zip(table['id'], learner_predict(learn, table)): atomic_write(out/f"{i}.png", lambda tmp, m=m: Image.fromarray(m).save(tmp, format='PNG'))
+    out = Path(out); files = [inside(out, f"{i}.png") for i in table['id']]
+    n = pd.Series(files).map(pd.Series(files).value_counts())
+    if (n > 1).any(): raise InvalidArgumentError(f"ids {', '.join(map(repr, table['id'][n.values > 1][:4]))} name the same mask file: each image needs its own id")
+    out.mkdir(parents=True, exist_ok=True)
+    for f, m in zip(files, learner_predict(learn, table)): atomic_write(f, lambda tmp, m=m: Image.fromarray(m).save(tmp, format='PNG'))
     return dict(masks=str(out), images=len(table), classes=list(map(str, learn.dls.vocab)))
 
 MASKS = Input('masks', "a folder of masks named by image stem (<stem>.png: 0 background, 1.. classes, 255 ignored), with --images", _read_masks, TableOptions,
@@ -147,7 +150,7 @@ def predict_masks(learn, table:pd.DataFrame, # Table with `item` (and `width`, `
 def mask_scores(learn, table:pd.DataFrame, # Table with `item` and `mask`
                 tta:bool=False, preds:list|None=None, # Masks from `predict_masks` (default: predicted now)
                ) -> pd.DataFrame:
-    "Per image: `item`, `mask`, `dice`, `iou`, `hd95` (pixels) at the original size (classes after background, averaged), `misses`; `hd95_mm` where a DICOM header gives the spacing"
+    "Per image: `item`, `mask`, `dice`, `iou`, `hd95` (pixels) at the original size (classes after background, averaged), `misses`, `scored`; `hd95_mm` where a DICOM header gives the spacing"
     if 'mask' not in table: raise InvalidArgumentError("evaluation needs a `mask` column (the true masks)")
     preds = predict_masks(learn, table, tta=tta) if preds is None else preds
     ignore, n = learn.run_record.params.ignore, len(learn.dls.vocab)
@@ -155,8 +158,12 @@ def mask_scores(learn, table:pd.DataFrame, # Table with `item` and `mask`
     for (_, r), p in zip(table.iterrows(), preds):
         t = read_mask(r['mask'], ndim=p.ndim)
         if t.shape != p.shape: raise InvalidArgumentError(f"{r['mask']}: the mask is {t.shape[1]}x{t.shape[0]} but its image {r['item']} is {p.shape[1]}x{p.shape[0]}")
+        if extra := sorted(set(np.unique(t).tolist()) - set(range(n)) - {ignore}):
+            raise InvalidArgumentError(f"{r['mask']}: holds class value(s) {', '.join(map(str, extra[:4]))} that the model lacks (its classes are 0..{n - 1}, {ignore} is not scored)")
+        if not scored(t, ignore):
+            rows.append(dict(item=str(r['item']), mask=str(r['mask']), dice=np.nan, iou=np.nan, hd95=np.nan, misses=0, scored=False)); continue
         ms = [mask_metrics(p, t, c, ignore) for c in range(1, n)]
-        rows.append(dict(item=str(r['item']), mask=str(r['mask']), **{k: float(np.mean([m[k] for m in ms])) for k in ('dice', 'iou', 'hd95')}, misses=sum(m['miss'] for m in ms)))
+        rows.append(dict(item=str(r['item']), mask=str(r['mask']), **{k: float(np.mean([m[k] for m in ms])) for k in ('dice', 'iou', 'hd95')}, misses=sum(m['miss'] for m in ms), scored=True))
         if p.ndim == 2 and (sp := _spacing(r['item'])) is not None: rows[-1]['hd95_mm'] = float(np.mean([hd95(p, t, c, ignore, sp) for c in range(1, n)]))
     return pd.DataFrame(rows)
 
@@ -230,6 +237,7 @@ class Segment(Task):
     def evaluate(self, learn, table, tta=False): return summarize_scores(mask_scores(learn, table, preds=self.predict(learn, table, tta)))
     def rows(self, learn, table): return mask_scores(learn, table, preds=self.predict(learn, table))
     def report(self, learn, rows, table):
+        if rows is not None and 'scored' in rows: rows = rows[rows['scored'].astype(bool)]            # images with something to score
         if rows is None or not len(rows): yield Figure('Overlays of the best and worst validation images', lambda: 'no per-image scores in this run'); return
         if learn.run_record.params.dim == 3: yield Figure('Overlays', lambda: 'drawn for 2D images only'); return
         s = rows.sort_values('dice'); k = min(4, len(s)//2) or 1
