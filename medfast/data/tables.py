@@ -115,9 +115,9 @@ def items_from_df(df:pd.DataFrame, # One row per image
         if df[label].isna().any(): raise InvalidArgumentError(f"column {label!r} has no label in row(s) {', '.join(map(str, df.index[df[label].isna()][:5]))}")
         out['label'] = df[label].values
         out = _ids_checked(out)
-    out['patient'] = df[patient].values if patient else out['item']
+    out['patient'] = df.loc[out.index, patient].values if patient else out['item']
     if check:
-        miss = [(i, p) for i,p in zip(df.index, out['item']) if not Path(p).is_file()]
+        miss = [(i, p) for i,p in zip(out.index, out['item']) if not Path(p).is_file()]
         if miss: raise DataMissingError(f"{len(miss)} file(s) missing, e.g. row {miss[0][0]}: {miss[0][1]}" +
                                         ''.join(f"; row {i}: {p}" for i,p in miss[1:5]))
     return out.reset_index(drop=True)
