@@ -386,5 +386,5 @@ def classify_report(learn, rows:pd.DataFrame|None, table:pd.DataFrame|None):
         yield Figure('Grad-CAM and a sample batch', lambda: 'drawn for 2D images only'); return
     why = None if table is not None and rows is not None and 'label' in rows else 'the validation images were not found (predictions.csv names their files)'
     yield Figure('Grad-CAM: the validation images the model is surest about, then those it gets most wrong',
-                 (lambda: why) if why else (lambda: plot_gradcam(learn, gradcam_items(probs, y, rows['item'].tolist()))))
+                 (lambda: why) if why else (lambda: plot_gradcam(learn, gradcam_items(probs, y, table['item'].tolist()))))
     yield Figure('A sample batch of validation images as the model receives them', (lambda: why) if why else (lambda: plot_batch(learn, table)))
