@@ -6,7 +6,8 @@
 __all__ = ['EXIT_OK', 'EXIT_ERROR', 'EXIT_USAGE', 'EXIT_PARTIAL', 'EXIT_BUG', 'COMMANDS', 'number', 'find_dicoms', 'parse_voi',
            'scan', 'flag', 'field_kw', 'add_fields', 'given_fields', 'add_inputs', 'given_input', 'input_options',
            'usage_error', 'choose', 'default_recipe', 'recipe_overrides', 'train_table', 'model_input',
-           'task_option_values', 'check_outputs', 'option_paths', 'choose_output', 'main']
+           'task_option_values', 'check_outputs', 'option_paths', 'choose_output', 'command_record', 'saved_command',
+           'main']
 
 # %% ../../nbs/09_app.cli.ipynb #651bd56c
 import argparse, contextlib, dataclasses, math, os, sys, traceback, warnings
@@ -304,18 +305,50 @@ def _scan(args):
     text = _fmt(rep) + f"\n\n{len(rep)} files: {n_ok} decoded, {len(rep) - n_ok} failed with a DicomReadError"
     return (EXIT_OK if n_ok == len(rep) else EXIT_PARTIAL if n_ok else EXIT_ERROR), dict(files=len(rep), decoded=n_ok, failed=len(rep) - n_ok), text
 
+def _path_values(argv:list, flags:set):
+    "(index, flag and '=', value) of each value in `argv` that follows one of `flags` (`--flag value` or `--flag=value`)"
+    for k, a in enumerate(argv):
+        if a.startswith('--') and '=' in a and a.split('=')[0] in flags: yield k, a.split('=')[0] + '=', a.partition('=')[2]
+        elif k and argv[k-1] in flags and not a.startswith('--'): yield k, '', a
+
+def command_record(argv:list, # The command line (`train ...`)
+                   flags:set, # The flags whose values are files or folders the run reads
+                   run, # The run folder
+                  ) -> dict:
+    "What `command.json` holds: the command line with the files and folders it reads relative to the run folder (so a moved or copied run resumes in place), and the same as absolute paths"
+    rel, ab, idx, run = list(argv), list(argv), [], Path(run).resolve()
+    for k, f, v in _path_values(argv, flags):
+        p = Path(v).resolve()
+        rel[k], ab[k] = f + os.path.relpath(p, run), f + str(p); idx.append(k)
+    return dict(argv=rel, absolute=ab, paths=idx)
+
+def saved_command(run) -> list:
+    "The command line in `run/command.json`, its paths found again: relative to the run folder where it is now, else where they were; `DataMissingError` naming both"
+    import json
+    f = Path(run)/'command.json'
+    try: rec = json.loads(f.read_text())
+    except ValueError: rec = None
+    saved, ab, idx = (rec.get('argv'), rec.get('absolute', rec.get('argv')), rec.get('paths', [])) if isinstance(rec, dict) else (None, None, None)
+    ok = lambda l: isinstance(l, list) and all(isinstance(a, str) for a in l)
+    if not (ok(saved) and saved[:1] == ['train'] and ok(ab) and len(ab) == len(saved) and isinstance(idx, list) and all(type(k) is int and 0 < k < len(saved) for k in idx)):
+        raise InvalidArgumentError(f"{f}: not the command line of a medfast train --run (damaged, or another command): the run cannot be resumed")
+    out = list(saved)
+    for k in idx:
+        head, v = (saved[k].split('=')[0] + '=', saved[k].partition('=')[2]) if saved[k].startswith('--') else ('', saved[k])
+        here, there = os.path.normpath(Path(run).resolve()/v), ab[k][len(head):]
+        if not (found := next((c for c in (here, there) if Path(c).exists()), None)):
+            raise DataMissingError(f"{f}: the run reads {v} relative to its folder ({here}) or {there}, and neither exists: put the data back to resume")
+        out[k] = head + found
+    return out
+
 def _resumed(args):
     "The saved command line of the run folder `args.resume`, parsed again, marked as resumed"
-    import json
     run = Path(args.resume)
     if given := [a for a in args.argv[1:] if a.startswith('--') and a.split('=')[0] not in ('--resume', '--processes')]:
         raise UsageError(f"--resume takes the run folder alone (and --processes), not {' '.join(given)}: the run continues with the options it was started with")
-    f = run/'command.json'
-    if not f.is_file(): raise DataMissingError(f"{run}: not a resumable run folder (no command.json): only medfast train --run folders can be resumed")
-    try: saved = json.loads(f.read_text())['argv']
-    except (ValueError, KeyError, TypeError): saved = None
-    if not (isinstance(saved, list) and saved[:1] == ['train'] and all(isinstance(a, str) for a in saved)):
-        raise InvalidArgumentError(f"{f}: not the command line of a medfast train --run (damaged, or another command): the run cannot be resumed")
+    if not (run/'command.json').is_file(): raise DataMissingError(f"{run}: not a resumable run folder (no command.json): only medfast train --run folders can be resumed")
+    if (run/'metrics.json').is_file(): raise InvalidArgumentError(f"{run}: the run has finished (it wrote metrics.json): there is nothing to resume; its report is {run/'report.html'}")
+    f, saved = run/'command.json', saved_command(run)
     try: new = _parser('train').parse_args(saved)
     except SystemExit: raise InvalidArgumentError(f"{f}: its command line is not one this medfast's train takes (see the lines above): the run cannot be resumed") from None
     new.argv, new.resumed, new.resume, new.run = saved, True, str(run), str(run)   # a copied run continues in the copy, never in its original
@@ -346,7 +379,8 @@ def _train(args):
         if not resumed and is_main():
             try: new_run_folder(args.run, create=True)
             except InvalidArgumentError as e: raise UsageError(f"--run {e}") from None
-            atomic_write(Path(args.run)/'command.json', json_text(dict(argv=args.argv)))    # what --resume runs again
+            paths = {flag(inp.name)} | {flag(k) for k, v in (o.to_dict() if o else {}).items() if v in option_paths(o)}
+            atomic_write(Path(args.run)/'command.json', json_text(command_record(args.argv, paths, args.run)))    # what --resume runs again
         args.out = Path(args.run)/'model.pt'
     inputs = {i.name for t in load_tasks().values() for i in t.inputs}
     check_outputs(args.out or 'model.pt', [getattr(args, n, None) for n in inputs] + option_paths(o))

@@ -170,8 +170,8 @@ def split_by_patient(df:pd.DataFrame, # Item table with `patient` (and `label` f
     g = df[patient].astype(str).values
     if len(set(g)) < 2: raise InvalidArgumentError(f"split_by_patient needs at least 2 patients, the table has {len(set(g))}")
     if stratify and label in df:
-        k = max(2, round(1/valid_pct))
         y = df[label].astype(str).values
+        k = max(2, min(round(1/valid_pct), len(set(g)), pd.Series(y).value_counts().max()))   # few images: fewer, larger folds (scikit-learn refuses more folds than members)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', UserWarning)   # sklearn warns when a class has fewer groups than folds
             _,va = next(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(g, y, g))
