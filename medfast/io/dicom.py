@@ -483,16 +483,26 @@ def _pyval(v):
     except (TypeError, ValueError): return str(v)
 
 _DEID = {}
-def _header_row(p, anonymize=False, force=False, on_error='raise', salt=None, shift_dates=False, root=None):
+def _deidentifier(salt, shift_dates):
+    "One `Deidentifier` per worker process and settings"
+    from medfast.io.deid import Deidentifier
+    return _DEID.get((salt, shift_dates)) or _DEID.setdefault((salt, shift_dates), Deidentifier(salt, shift_dates))
+
+def _fname(p, root, anonymize, fnames, salt, shift_dates) -> dict:
+    "The `fname` of a row: the path; with `anonymize`, relative to `root`, as a pseudonym, or left out"
+    if not anonymize: return {'fname': str(p)}
+    rel = os.path.relpath(p, root)
+    return {} if fnames == 'drop' else {'fname': rel if fnames == 'keep' else _deidentifier(salt, shift_dates).path(rel)}
+
+def _header_row(p, anonymize=False, force=False, on_error='raise', salt=None, shift_dates=False, root=None, fnames='pseudonym'):
+    name = _fname(p, root, anonymize, fnames, salt, shift_dates)
     try:
         ds = read_header(p, force=force)
-        fname = os.path.relpath(p, root) if root is not None else str(p)
         if anonymize:
-            from medfast.io.deid import Deidentifier
-            d = _DEID.get((salt, shift_dates)) or _DEID.setdefault((salt, shift_dates), Deidentifier(salt, shift_dates))
-            pid = str(ds.get('PatientID', '') or ''); d(ds)
-            row = {'fname': fname, 'patient': d.pseudonym(pid)}
-        else: row = {'fname': fname}
+            from medfast.io.deid import patient_key
+            d = _deidentifier(salt, shift_dates); key, source = patient_key(ds, fallback=os.path.relpath(p, root)); d(ds, key)
+            row = name | {'patient': d.pseudonym(key), 'patient_from': source}
+        else: row = dict(name)
         for t in ds.keys():
             if t.is_private or t.group == 0x7FE0: continue   # skipped before pydicom converts their values (most tags of some vendors)
             el = ds[t]
@@ -504,7 +514,7 @@ def _header_row(p, anonymize=False, force=False, on_error='raise', salt=None, sh
         return row
     except DicomReadError as e:
         if on_error == 'raise': raise
-        return {'fname': os.path.relpath(p, root) if root is not None else str(p), 'error': e.reason}
+        return name | {'error': e.reason}
 
 def dicoms_to_df(paths, # DICOM files
                  anonymize:bool=False, # De-identify by the PS3.15 Basic Profile (`medfast.io.deid`), with a `patient` key and relative paths
@@ -515,21 +525,26 @@ def dicoms_to_df(paths, # DICOM files
                  salt:str|None=None, # With `anonymize`: the secret of the pseudonyms (None: random, new ones every call)
                  shift_dates:bool=False, # With `anonymize`: shift dates per patient instead of removing them
                  root=None, # With `anonymize`: paths become relative to this folder (default: the files' common folder)
+                 fnames:str='pseudonym', # With `anonymize`: 'pseudonym' (each folder and file name a keyed hash, `Deidentifier.path`), 'drop' (no `fname`), or 'keep' (relative, names as they are)
                 ) -> pd.DataFrame:
     "Headers (no pixel data) of `paths` as a DataFrame, one row per file, read in parallel"
     from fastcore.parallel import parallel
     if on_error not in ('raise', 'record'): raise InvalidArgumentError(f"on_error must be 'raise' or 'record', not {on_error!r}")
     paths = list(paths)
     if n_workers is None: n_workers = min(os.cpu_count() or 1, 8) if len(paths) > 64 else 0
+    if fnames not in ('pseudonym', 'drop', 'keep'): raise InvalidArgumentError(f"fnames must be 'pseudonym', 'drop' or 'keep', not {fnames!r}")
     if anonymize:
         from medfast.io.deid import Deidentifier
         salt = Deidentifier(salt).salt   # one salt for every worker: pseudonyms agree across the table
         if root is None and paths: root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
         paths = [os.path.abspath(p) for p in paths]
     else: root = None
-    rows = parallel(_header_row, paths, n_workers=n_workers, progress=progress, anonymize=anonymize, force=force, on_error=on_error,
-                    salt=salt, shift_dates=shift_dates, root=root)
-    return pd.DataFrame(list(rows))
+    df = pd.DataFrame(list(parallel(_header_row, paths, n_workers=n_workers, progress=progress, anonymize=anonymize, force=force, on_error=on_error,
+                                    salt=salt, shift_dates=shift_dates, root=root, fnames=fnames)))
+    if anonymize and 'patient_from' in df and (n := df.patient_from.ne('PatientID') & df.patient_from.notna()).any():
+        warnings.warn(f"{n.sum()} file(s) have an empty or placeholder PatientID: their patient keys come from {', '.join(f'{k} ({v})' for k, v in df.patient_from[n].value_counts().items())}, "
+                      "never one key for all of them (see patient_from)")
+    return df
 
 # %% ../../nbs/01_io.dicom.ipynb #71536c43
 _DCM_SUFFIXES = ('.dcm', '.dicom', '.dic')
