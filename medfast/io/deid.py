@@ -57,7 +57,7 @@ class Deidentifier:
         "The date shift of a patient: back 1 to `max_shift` days"
         return -timedelta(days=1 + int.from_bytes(self._hash('date', patient_id)[:4], 'big') % self.max_shift)
 
-# %% ../../nbs/01_io.deid.ipynb #856cd60c
+# %% ../../nbs/01_io.deid.ipynb #7f84b8d5
 PLACEHOLDERS = {'ANON', 'ANONYMOUS', 'ANONYMIZED', 'UNKNOWN', 'NONE', 'NULL', 'NA', 'N/A', 'PATIENT', 'PATIENTID', 'PATIENT ID', 'ID', 'NOID', 'NO ID', 'TEST'}
 
 def _placeholder(v:str) -> bool: return v.upper().strip(' ^') in PLACEHOLDERS or set(v) <= set('0*-_.^ ')

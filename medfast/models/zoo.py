@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['WEIGHTS_ENV', 'WEIGHT_EXTS', 'OFFLINE_ENV', 'KAGGLE_INPUT', 'RESNET3D', 'resnet3d_depth', 'offline', 'weight_source',
            'find_weights', 'download_weights', 'get_weights', 'load_weights', 'BasicBlock3d', 'Bottleneck3d',
-           'ResNet3d', 'create_model', 'model_groups', 'model_splitter']
+           'ResNet3d', 'create_model', 'is_arch', 'model_groups', 'model_splitter']
 
 # %% ../../nbs/04_models.zoo.ipynb #b7390491
 import os, re, sys, warnings
@@ -256,6 +256,14 @@ def create_model(arch:str, # 'xresnet18', a timm name, 'tv.<torchvision name>', 
         m.load_report = load_weights(m, f) | dict(source=source)
     m.arch = arch
     return m
+
+def is_arch(arch:str) -> bool:
+    "Whether `create_model` knows `arch`, without building it"
+    import torchvision
+    if resnet3d_depth(arch) is not None: return True
+    if arch.startswith(('xresnet', 'xse_resnet')): return callable(getattr(_xresnet, arch, None))
+    if arch.startswith('tv.'): return arch[3:] in torchvision.models.list_models()
+    return timm.is_model(arch)
 
 # %% ../../nbs/04_models.zoo.ipynb #fb6af94f
 def _has_conv(m:nn.Module) -> bool: return any(isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for l in m.modules())

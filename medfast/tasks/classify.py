@@ -27,7 +27,7 @@ from ..transforms.volume import NORMALIZE, AUG_KEYS
 from ..metrics.classification import binary_metrics, multiclass_metrics, classification_metrics, expected_grade, predict_labels, plot_roc, plot_confusion
 from ..metrics.ordinal import fit_thresholds
 from ..metrics.shift import shift_report, youden_threshold, em_prior, plot_reliability
-from ..models.zoo import create_model, resnet3d_depth, RESNET3D
+from ..models.zoo import create_model, is_arch, resnet3d_depth, RESNET3D
 from ..models.ordinal import to_ordinal
 from ..data.tables import (items_from_folder, items_from_csv, items_from_npz, npz_rows, class_weights, label_vocab, check_labels,
                                  blank_table, find_tfms, loaders_of, use_preset)
@@ -73,6 +73,10 @@ class ClassifyParams(Params):
     fg_prob:float = param(.5, 'with --patch: the share of training patches centred on the foreground', lo=0, hi=1, applies=on_volumes)
     def check(self):
         if self.dim == 2 and self.channels is None: raise InvalidArgumentError("channels: images need 1 or 3")
+        if self.dim == 3 and resnet3d_depth(self.arch) is None:
+            raise InvalidArgumentError(f"arch: volumes need a 3D architecture ({', '.join(f'resnet3d_{d}' for d in RESNET3D)}), not {self.arch!r}")
+        if self.dim == 2 and (resnet3d_depth(self.arch) is not None or not is_arch(self.arch)):
+            raise InvalidArgumentError(f"arch: {self.arch!r} is not an architecture for images: use an xresnet name, a timm name (resnet18, efficientnet_b0, ...) or tv.<torchvision name>")
     def describe(self) -> str: return f"the classify task's parameters for {'volumes (dim=3)' if self.dim == 3 else 'images (dim=2)'}"
 
 # %% ../../nbs/08_tasks.classify.ipynb #b250df4b
@@ -221,8 +225,6 @@ class Classify(Task):
         objective = p.objective or ('bce' if dls.c == 2 else 'ce')
         if objective == 'bce' and dls.c != 2: raise InvalidArgumentError(f"objective 'bce' (one logit) is for two classes; this task has {dls.c}")
         if p.thresholds == 'balanced' and dls.c != 2: raise InvalidArgumentError(f"thresholds='balanced' is for two classes, not {dls.c}")
-        if p.dim == 3 and resnet3d_depth(p.arch) is None:
-            raise InvalidArgumentError(f"volumes need a 3D architecture ({', '.join(f'resnet3d_{d}' for d in RESNET3D)}), not {p.arch!r}")
         cw = 'balanced' if objective == 'weighted' and p.class_weight is None else p.class_weight
         return dataclasses.replace(p, objective=objective, class_weight=_weights(cw, dls), thresholds=p.thresholds or objective == 'ordinal')
     def model(self, dls, p):

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, timm, torch
 import torch.nn.functional as F
 
 from ..core import InvalidArgumentError, UsageError, atomic_write, inside
@@ -58,6 +58,9 @@ class SegmentParams(Params):
     normalize:str|None = param('zscore', "volume intensities: 'zscore' (per volume), 'minmax' or 'percentile'", choices=NORMALIZE, applies=on_volumes)
     spacing:float|tuple[float, ...]|None = param(None, 'resample volumes and their label maps to this voxel spacing first (one number, or z y x in mm)', lo=0, open_lo=True, length=(1, 3), applies=on_volumes)
     fg_prob:float = param(.33, "the share of training patches centred on a labelled voxel", lo=0, hi=1, applies=on_volumes)
+    def check(self):
+        if self.dim == 3 and self.arch != 'unet3d': raise InvalidArgumentError(f"arch: volumes are segmented by 'unet3d', not {self.arch!r}")
+        if self.dim == 2 and not timm.is_model(self.arch): raise InvalidArgumentError(f"arch: unknown encoder {self.arch!r}: use a timm name (resnet18, resnet34, efficientnet_b0, ...)")
     def describe(self) -> str: return f"the segment task's parameters for {'volumes (dim=3)' if self.dim == 3 else 'images (dim=2)'}"
 
 # %% ../../nbs/08_tasks.segment.ipynb #eeaa1251
