@@ -14,7 +14,7 @@ import argparse, contextlib, dataclasses, math, os, sys, traceback, warnings
 from pathlib import Path
 
 import medfast
-from ..core import MedfastError, UsageError, DataMissingError, InvalidArgumentError, atomic_write, json_text
+from ..core import MedfastError, UsageError, DataMissingError, InvalidArgumentError, WORKER_ERRORS, atomic_write, json_text
 
 # %% ../../nbs/09_app.cli.ipynb #a9905590
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUG = 0, 1, 2, 3, 4
@@ -356,13 +356,13 @@ def _resumed(args):
     return new
 
 def _launch(args) -> tuple:
-    "Run this `medfast train` in `--processes` processes with PyTorch's launcher; its rank 0 prints the JSON line"
-    import subprocess
-    from medfast.engine.distributed import launch_command, drop_option
+    "Run this `medfast train` in `--processes` processes with PyTorch's launcher; its rank 0 prints the JSON line, and the first medfast error a process stops on is said once"
+    from medfast.engine.distributed import launch, launch_command, drop_option
     argv = ['train', '--resume', args.resume] if getattr(args, 'resumed', False) else drop_option(args.argv, '--processes')
-    _warn(f"launching {args.processes} processes: {' '.join(map(str, launch_command(argv, args.processes)[1:]))}")
-    rc = subprocess.run(launch_command(argv, args.processes)).returncode
-    return (EXIT_OK if rc == 0 else EXIT_ERROR), None, None
+    _warn(f"launching {args.processes} processes (the same as: python {' '.join(map(str, launch_command(argv, args.processes)[1:]))})")
+    rc, why = launch(argv, args.processes)
+    if rc: _warn(why or f"a training process failed (exit status {rc}); see its messages above")
+    return rc, None, None
 
 def _train(args):
     from medfast.engine.learner import train
@@ -370,22 +370,24 @@ def _train(args):
     from medfast.engine.distributed import world_size, is_main
     from medfast.engine.task import load_tasks
     if args.resume: args = _resumed(args)
-    if (args.processes or 1) > 1 and world_size() == 1: return _launch(args)
     task, inp, rec, o, fixed, why = choose(args)
     p, over = recipe_overrides(args, task, rec, fixed)
-    resumed = getattr(args, 'resumed', False)
+    resumed, launching = getattr(args, 'resumed', False), (args.processes or 1) > 1 and world_size() == 1   # the launcher checks all it can first
     if args.run:
         from medfast.app.report import new_run_folder
         if not resumed and is_main():
-            try: new_run_folder(args.run, create=True)
+            try: new_run_folder(args.run, create=not launching)
             except InvalidArgumentError as e: raise UsageError(f"--run {e}") from None
+        if not (resumed or launching) and is_main():
             paths = {flag(inp.name)} | {flag(k) for k, v in (o.to_dict() if o else {}).items() if v in option_paths(o)}
             atomic_write(Path(args.run)/'command.json', json_text(command_record(args.argv, paths, args.run)))    # what --resume runs again
         args.out = Path(args.run)/'model.pt'
     inputs = {i.name for t in load_tasks().values() for i in t.inputs}
     check_outputs(args.out or 'model.pt', [getattr(args, n, None) for n in inputs] + option_paths(o))
+    table = train_table(args, inp, p, o, p.seed)
+    if launching: return _launch(args)
     _warn(f"task {task.name} ({why}), recipe {rec.name}" + (f", resumed from {args.run}" if resumed else ''))
-    learn = train(train_table(args, inp, p, o, p.seed), rec, checkpoint=args.run, resume=resumed, **over)
+    learn = train(table, rec, checkpoint=args.run, resume=resumed, **over)
     if not is_main(): return EXIT_OK, None, None                                       # rank 0 writes
     if args.run:
         from medfast.app.report import save_run
@@ -527,8 +529,8 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             _warnings_to_stderr()
             rc, payload, text = COMMANDS[args.cmd](args)
-    except UsageError as e: _warn(e); return EXIT_USAGE
-    except MedfastError as e: _warn(e); return EXIT_ERROR
+    except UsageError as e: return _fail(EXIT_USAGE, e)
+    except MedfastError as e: return _fail(EXIT_ERROR, e)
     except KeyboardInterrupt: _warn('interrupted'); return 130
     except Exception as e: return _bug(e)
     if text: print(text, file=stdout)
@@ -536,6 +538,14 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
     return rc
 
 def _warn(msg): print(f"medfast: {msg}", file=sys.stderr)
+
+def _fail(rc:int, msg) -> int:
+    "Say why the command stops, in one line on stderr; in a process that `--processes` launched, write it for the launcher to say once"
+    if d := os.environ.get(WORKER_ERRORS):
+        import time
+        atomic_write(Path(d)/f"{os.environ.get('RANK', '0')}.json", json_text(dict(rc=rc, message=str(msg), time=time.time())))
+    else: _warn(msg)
+    return rc
 
 def _warnings_to_stderr():
     "Inside `catch_warnings`: medfast's warnings (an ignored image, a converted label) each reach stderr as a `medfast:` line, whatever the host does with warnings"
@@ -546,9 +556,8 @@ def _warnings_to_stderr():
 def _bug(e:Exception) -> int:
     "An error medfast did not anticipate: one line naming it (the traceback with MEDFAST_DEBUG=1), exit status 4"
     if os.environ.get('MEDFAST_DEBUG'): traceback.print_exc()
-    _warn(f"internal error, a bug in medfast: {type(e).__name__}: {e}. Please report it with the command line"
-          f"{'' if os.environ.get('MEDFAST_DEBUG') else '; MEDFAST_DEBUG=1 shows the traceback'}")
-    return EXIT_BUG
+    return _fail(EXIT_BUG, f"internal error, a bug in medfast: {type(e).__name__}: {e}. Please report it with the command line"
+                           f"{'' if os.environ.get('MEDFAST_DEBUG') else '; MEDFAST_DEBUG=1 shows the traceback'}")
 
 # %% ../../nbs/09_app.cli.ipynb #48e8a807
 if __name__ == '__main__': sys.exit(main())   # python -m medfast.app.cli: what the distributed launcher runs

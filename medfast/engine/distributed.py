@@ -4,17 +4,18 @@
 
 # %% auto #0
 __all__ = ['world_size', 'rank', 'is_main', 'barrier', 'leave_distributed', 'distributed_trainer', 'gather_objects',
-           'broadcast_object', 'shard_summary', 'ShardRecord', 'launch_command', 'drop_option']
+           'broadcast_object', 'shard_summary', 'ShardRecord', 'launch_command', 'drop_option', 'launch']
 
 # %% ../../nbs/07_engine.distributed.ipynb #51ee9fbe
-import os, sys, functools
+import json, os, sys, functools
+from pathlib import Path
 from collections import Counter
 
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 
-from ..core import MissingDependencyError, InvalidArgumentError
+from ..core import MissingDependencyError, InvalidArgumentError, WORKER_ERRORS
 
 # %% ../../nbs/07_engine.distributed.ipynb #cf5b5496
 def world_size() -> int:
@@ -123,3 +124,24 @@ def drop_option(argv:list, name:str, takes_value:bool=True) -> list:
         if a.startswith(name + '='): continue
         out.append(a)
     return out
+
+# %% ../../nbs/07_engine.distributed.ipynb #cc66ced6
+def launch(argv:list, # The medfast command line without `--processes`
+           processes:int, # Processes on this machine
+          ) -> tuple[int, str|None]:
+    "Run `medfast argv` in `processes` processes on this machine with PyTorch's elastic launcher (what `torchrun --standalone` runs); the exit status, and the first medfast error a process stopped on"
+    import logging, tempfile, time, uuid
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    launch_command(argv, processes)                                                      # checks `processes`
+    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=str(uuid.uuid4()), rdzv_backend='c10d', rdzv_endpoint='localhost:0', max_restarts=0)
+    log, env = logging.getLogger('torch.distributed.elastic'), dict(os.environ)
+    with tempfile.TemporaryDirectory() as d:
+        os.environ[WORKER_ERRORS] = d
+        os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//processes)))   # one core's share each, as torchrun does
+        level = log.level; log.setLevel(logging.CRITICAL)                               # its own report of a failed process: the error file says it better
+        try: elastic_launch(cfg, sys.executable)('-m', 'medfast.app.cli', *map(str, argv)); rc = 0
+        except ChildFailedError: rc = 1
+        finally: log.setLevel(level); os.environ.clear(); os.environ.update(env)
+        errs = sorted((json.loads(f.read_text()) for f in Path(d).glob('*.json')), key=lambda e: e['time'])
+    return (errs[0]['rc'], errs[0]['message']) if errs else (rc, None)
