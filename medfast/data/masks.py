@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['mask_table', 'add_patients', 'read_patients', 'LoadMask', 'AddCodes', 'MedMaskBlock', 'segmentation_dls',
-           'check_mask_values']
+           'loaded_masks', 'check_mask_values']
 
 # %% ../../nbs/05_data.masks.ipynb #110dff11
 import warnings
@@ -135,15 +135,22 @@ def segmentation_dls(df:pd.DataFrame, # Table with `item`, `mask`, `is_valid`
     return dls
 
 # %% ../../nbs/05_data.masks.ipynb #16bc6edd
-def check_mask_values(dls, n_classes:int, ignore:int|None=IGNORE):
-    "`InvalidArgumentError` naming the masks that hold values other than the classes and the ignore value, or when no training mask holds a foreground class"
-    bad, train, seen = [], set(map(str, dls.train_ds.items['mask'])), set()
+def loaded_masks(dls):
+    "(file, mask, whether it is in the training split) of every mask `segmentation_dls` loaders decoded"
+    train = set(map(str, dls.train_ds.items['mask']))
     for t in find_tfms(dls, LoadMask):
-        for k, a in t.mem.items():
-            v = np.unique(a); extra = [int(x) for x in v if x >= n_classes and x != ignore]
-            if extra: bad.append(f"{k} ({', '.join(map(str, extra[:4]))})")
-            if k in train: seen |= set(v.tolist())
+        for k, a in t.mem.items(): yield k, a, k in train
+
+def check_mask_values(masks, # (file, mask array, in the training split) of every mask: `loaded_masks(dls)`, or `label_maps(dls)` for volumes
+                      n_classes:int, ignore:int|None=IGNORE):
+    "`InvalidArgumentError` naming the masks that hold values other than the classes and the ignore value, or when no training mask holds a foreground class"
+    bad, seen = [], set()
+    for k, a, train in masks:
+        v = np.unique(a); extra = [int(x) for x in v if x >= n_classes and x != ignore]
+        if extra: bad.append(f"{k} ({', '.join(map(str, extra[:4]))})")
+        if train: seen |= set(v.tolist())
     if bad: raise InvalidArgumentError(f"{len(bad)} mask(s) hold values that are neither a class 0..{n_classes - 1} nor the ignore value {ignore}: {'; '.join(bad[:5])}")
     if not seen & set(range(1, n_classes)):
-        hint = f": a 0/{ignore} export? {ignore} means 'not scored'; write the foreground as 1, e.g. (mask > 0).astype(np.uint8)" if ignore in seen else ''
+        hint = (f": every value is {ignore}, which means 'not scored'" if seen == {ignore} else
+                f": a 0/{ignore} export? {ignore} means 'not scored'; write the foreground as 1, e.g. (mask > 0).astype(np.uint8)" if ignore in seen else '')
         raise InvalidArgumentError(f"no training mask holds a foreground class (1..{n_classes - 1}), only {', '.join(map(str, sorted(seen)))}: there is nothing to learn{hint}")

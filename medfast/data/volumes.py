@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'VolumePrep', 'VolumeCache', 'default_cache_dir', 'patch_start', 'read_patch', 'LoadVolume',
-           'VolumeBlock', 'JointPatch', 'volume_dls', 'volume_mask_dls', 'show_batch']
+           'VolumeBlock', 'JointPatch', 'volume_dls', 'volume_mask_dls', 'label_maps', 'show_batch']
 
 # %% ../../nbs/05_data.volumes.ipynb #861eb76a
-import os, json, hashlib
+import os, json, hashlib, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from ..io.nifti import load_volume, AXIAL
 from ..io.masks import IGNORE
 from ..transforms.spatial import resample_volume, crop_background, resize_volume, window, window_start
 from ..transforms.volume import TensorVolume, normalize_volume, stack_sequences, volume_aug
-from .tables import oversample, table_dataloaders
+from .tables import oversample, table_dataloaders, find_tfms
 from .cache import ItemCache
 from .masks import AddCodes
 
@@ -122,6 +122,10 @@ class VolumeCache(ItemCache):
         tmp = f.with_name(f".{f.stem}.{os.getpid()}.partial.npy")
         np.save(tmp, a.astype(self.dtype)); os.replace(tmp, f)      # an interrupted write never leaves a half file under the real name
     def _out(self, a:np.ndarray) -> np.ndarray: return a if self.prep.labels else a.astype(np.float32)
+    def _flat(self, src):
+        "Warn of a volume of one value (an empty export, the wrong series): it carries no signal; the first three by name"
+        self.flat = getattr(self, 'flat', 0) + 1
+        if self.flat <= 3: warnings.warn(f"{src}: the volume holds one value only: it carries no signal" + ('; further ones are not named' if self.flat == 3 else ''))
     def cached(self, src) -> np.ndarray:
         k = self.key(src)
         if k in self.mem: self.hits += 1
@@ -131,6 +135,7 @@ class VolumeCache(ItemCache):
         f = None if self.path is None else self.path/f"{self.key(src)}.npy"
         if f is not None and f.is_file(): self.hits += 1; return self._out(np.load(f))
         self.misses += 1; a = self.prep(src)
+        if not self.prep.labels and a.size and a.min() == a.max(): self._flat(src)
         if f is not None: self._write(f, a)
         return self._out(a.astype(self.dtype))                  # what a later read returns, exactly
     def __call__(self, src) -> np.ndarray:
@@ -311,6 +316,12 @@ def volume_mask_dls(df:pd.DataFrame, # Table with `item`, `mask` (label maps of 
     dls = table_dataloaders(dblock, df, bs=bs, seed=seed, num_workers=num_workers)
     dls.vocab = list(codes)
     return dls
+
+def label_maps(dls):
+    "(file, label map, whether it is in the training split) of every label map of `volume_mask_dls` loaders, read through (and kept in) their cache"
+    t = next(t for t in find_tfms(dls, LoadVolume) if t.cache.prep.labels)
+    for ds, train in ((dls.train_ds, True), (dls.valid_ds, False)):
+        for m in ds.items['mask']: yield str(m), t.cache(m), train
 
 @dispatch
 def show_batch(x:TensorVolume, y, samples, ctxs=None, max_n=4, figsize=None, **kwargs):

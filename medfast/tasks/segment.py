@@ -25,8 +25,8 @@ from ..metrics.segmentation import MeanDice, mask_metrics, hd95, missed, outline
 from ..models.unet import create_unet, create_unet3d, unet_splitter
 from ..data.tables import blank_table, find_tfms
 from ..data.images import normalize_stats
-from ..data.masks import mask_table, read_patients, segmentation_dls, check_mask_values
-from ..data.volumes import VolumePrep, volume_mask_dls
+from ..data.masks import mask_table, read_patients, segmentation_dls, check_mask_values, loaded_masks
+from ..data.volumes import VolumePrep, volume_mask_dls, label_maps
 from ..transforms.spatial import shape3
 from ..inference.sliding import sliding_window
 from ..inference.tta import FlipTTA
@@ -221,9 +221,9 @@ class Segment(Task):
     def cpu_bf16(self, p) -> bool: return False
     def bf16_reason(self, p) -> str: return 'not measured for the U-Nets: the recipes were chosen in fp32 on a CPU without native bf16 (bench/segmentation.py)'
     def loaders(self, table, p):
-        if p.dim == 3: return volume_mask_dls(table, _prep(p), shape3(p.size), p.bs, p.codes, thaw(p.aug), p.fg_prob, p.ignore, p.seed)
-        dls = segmentation_dls(table, size=p.size, channels=p.channels, bs=p.bs, aug=thaw(p.aug), seed=p.seed, codes=p.codes)
-        check_mask_values(dls, len(p.codes), p.ignore)
+        if p.dim == 3: dls, masks = volume_mask_dls(table, _prep(p), shape3(p.size), p.bs, p.codes, thaw(p.aug), p.fg_prob, p.ignore, p.seed), label_maps
+        else: dls, masks = segmentation_dls(table, size=p.size, channels=p.channels, bs=p.bs, aug=thaw(p.aug), seed=p.seed, codes=p.codes), loaded_masks
+        check_mask_values(masks(dls), len(p.codes), p.ignore)
         return dls
     def saved_loaders(self, spec, p):
         if p.dim == 3: return volume_mask_dls(blank_table((1, 8, 8, 8), mask=(8, 8, 8)), _prep(p), shape3(p.size), p.bs, spec['codes'], thaw(p.aug), p.fg_prob, p.ignore, p.seed)
