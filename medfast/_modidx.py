@@ -21,6 +21,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'medfast.app.cli._train_args': ('app.cli.html#_train_args', 'medfast/app/cli.py'),
                                  'medfast.app.cli._warn': ('app.cli.html#_warn', 'medfast/app/cli.py'),
                                  'medfast.app.cli._warnings_to_stderr': ('app.cli.html#_warnings_to_stderr', 'medfast/app/cli.py'),
+                                 'medfast.app.cli._writable': ('app.cli.html#_writable', 'medfast/app/cli.py'),
                                  'medfast.app.cli.add_fields': ('app.cli.html#add_fields', 'medfast/app/cli.py'),
                                  'medfast.app.cli.add_inputs': ('app.cli.html#add_inputs', 'medfast/app/cli.py'),
                                  'medfast.app.cli.check_outputs': ('app.cli.html#check_outputs', 'medfast/app/cli.py'),

@@ -255,6 +255,13 @@ def task_option_values(args, task) -> dict:
     return given
 
 # %% ../../nbs/09_app.cli.ipynb #0d9501ce
+def _writable(folder:Path) -> bool:
+    "Whether a file can be made in `folder`: tried, since permissions say yes to root on read-only and virtual file systems"
+    import tempfile
+    try:
+        with tempfile.TemporaryFile(dir=folder): return True
+    except OSError: return False
+
 def check_outputs(out, # The `--out` path
                   inputs, # Paths the command reads: files, and folders whose files it reads
                   model:bool=True, # `out` names a model (the pair `x.pt`, `x.json`); False: one file or folder
@@ -266,7 +273,7 @@ def check_outputs(out, # The `--out` path
     for m in mine:
         a = m.parent
         while not a.exists(): a = a.parent
-        if not a.is_dir() or not os.access(a, os.W_OK): raise DataMissingError(f"{flag} {out}: cannot write in {a} ({'not a folder' if not a.is_dir() else 'not writable'})")
+        if not a.is_dir() or not _writable(a): raise DataMissingError(f"{flag} {out}: cannot write in {a} ({'not a folder' if not a.is_dir() else 'not writable'})")
     over = lambda i: any(m == i or (i.is_dir() and m.exists() and m.is_relative_to(i)) for m in mine)
     if hits := [str(p) for p in inputs if p and over(Path(p).resolve())]:
         raise UsageError(f"{flag} {out} would overwrite the input {', '.join(hits)}: choose another name")
@@ -281,7 +288,10 @@ def choose_output(task, out:Path):
     if o is None:
         writes = ', '.join(f"{o.suffix} files ({o.name})" if o.suffix else f"a folder ({o.name})" for o in task.outputs) or 'nothing'
         raise UsageError(f"--out {out}: the {task.name} task writes {writes}")
-    if o.suffix is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if o.suffix is None and out.exists() and not out.is_dir():
+        files = [f"X{x.suffix}" for x in task.outputs if x.suffix]
+        raise UsageError(f"--out {out}: an existing file, not a folder; {o.name} are written to a new folder" + (f" (or to --out {' or '.join(files)})" if files else ''))
+    if o.suffix is None and out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: the folder exists and is not empty; {o.name} are written to a new folder")
     return o
 
@@ -531,6 +541,7 @@ def main(argv:list[str]|None=None # Arguments (default: `sys.argv[1:]`)
             rc, payload, text = COMMANDS[args.cmd](args)
     except UsageError as e: return _fail(EXIT_USAGE, e)
     except MedfastError as e: return _fail(EXIT_ERROR, e)
+    except OSError as e: return _fail(EXIT_ERROR, f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e)   # a file the system refuses: the user's to fix
     except KeyboardInterrupt: _warn('interrupted'); return 130
     except Exception as e: return _bug(e)
     if text: print(text, file=stdout)
