@@ -319,6 +319,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                   'medfast/engine/checkpoint.py'),
                                            'medfast.engine.checkpoint.Checkpoint.before_fit': ( 'engine.checkpoint.html#checkpoint.before_fit',
                                                                                                 'medfast/engine/checkpoint.py'),
+                                           'medfast.engine.checkpoint.Checkpoint.check': ( 'engine.checkpoint.html#checkpoint.check',
+                                                                                           'medfast/engine/checkpoint.py'),
                                            'medfast.engine.checkpoint.Checkpoint.lr': ( 'engine.checkpoint.html#checkpoint.lr',
                                                                                         'medfast/engine/checkpoint.py'),
                                            'medfast.engine.checkpoint.Checkpoint.restore_weights': ( 'engine.checkpoint.html#checkpoint.restore_weights',

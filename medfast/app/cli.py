@@ -274,9 +274,9 @@ def check_outputs(out, # The `--out` path
         a = m.parent
         while not a.exists(): a = a.parent
         if not a.is_dir() or not _writable(a): raise DataMissingError(f"{flag} {out}: cannot write in {a} ({'not a folder' if not a.is_dir() else 'not writable'})")
-    over = lambda i: any(m == i or (i.is_dir() and m.exists() and m.is_relative_to(i)) for m in mine)
+    over = lambda i: any(m == i or (i.is_dir() and m.is_relative_to(i)) for m in mine)
     if hits := [str(p) for p in inputs if p and over(Path(p).resolve())]:
-        raise UsageError(f"{flag} {out} would overwrite the input {', '.join(hits)}: choose another name")
+        raise UsageError(f"{flag} {out} would write over or inside the input {', '.join(hits)} (a new file in a class-folder tree is a new item): choose a place outside it")
 
 def option_paths(o) -> list:
     "The values of input options `o` that name files or folders (an images folder, a patients table): inputs too"
@@ -386,16 +386,17 @@ def _train(args):
     if args.run:
         from medfast.app.report import new_run_folder
         if not resumed and is_main():
-            try: new_run_folder(args.run, create=not launching)
+            try: new_run_folder(args.run, create=False)
             except InvalidArgumentError as e: raise UsageError(f"--run {e}") from None
-        if not (resumed or launching) and is_main():
-            paths = {flag(inp.name)} | {flag(k) for k, v in (o.to_dict() if o else {}).items() if v in option_paths(o)}
-            atomic_write(Path(args.run)/'command.json', json_text(command_record(args.argv, paths, args.run)))    # what --resume runs again
         args.out = Path(args.run)/'model.pt'
     inputs = {i.name for t in load_tasks().values() for i in t.inputs}
     check_outputs(args.out or 'model.pt', [getattr(args, n, None) for n in inputs] + option_paths(o))
     table = train_table(args, inp, p, o, p.seed)
     if launching: return _launch(args)
+    if args.run and not resumed and is_main():                                            # the folder appears once the data has been read
+        new_run_folder(args.run, create=True)
+        paths = {flag(inp.name)} | {flag(k) for k, v in (o.to_dict() if o else {}).items() if v in option_paths(o)}
+        atomic_write(Path(args.run)/'command.json', json_text(command_record(args.argv, paths, args.run)))    # what --resume runs again
     _warn(f"task {task.name} ({why}), recipe {rec.name}" + (f", resumed from {args.run}" if resumed else ''))
     learn = train(table, rec, checkpoint=args.run, resume=resumed, **over)
     if not is_main(): return EXIT_OK, None, None                                       # rank 0 writes

@@ -43,6 +43,7 @@ def mask_table(images, # Folder of images (PNG, JPEG, DICOM, ...)
                strict:bool=False, # Images without masks and masks without images are errors (default: warnings)
               ) -> pd.DataFrame:
     "One row per image with a mask: `item`, `mask`, `width`, `height` (and `patient`); sizes checked"
+    if Path(images).resolve() == Path(masks).resolve(): raise InvalidArgumentError(f"{masks}: the images and the masks are one folder; masks live in their own folder, named by image stem")
     ims, mks = _files(images, IMAGE_EXTS), _files(masks, MASK_EXTS)
     for what, ks in ((f"images in {images} without a mask in {masks}", sorted(set(ims) - set(mks))),
                      (f"masks in {masks} without an image in {images}", sorted(set(mks) - set(ims)))):
@@ -50,7 +51,9 @@ def mask_table(images, # Folder of images (PNG, JPEG, DICOM, ...)
         if strict: raise InvalidArgumentError(f"{len(ks)} {what}: {_names(ks)}")
         warnings.warn(f"{len(ks)} {what} (left out): {_names(ks)}")
     stems = sorted(set(ims) & set(mks))
-    if not stems: raise DataMissingError(f"no image in {images} has a mask of the same name in {masks}")
+    if not stems:
+        lossy = sorted({p.suffix.lower() for p in Path(masks).iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.webp')})
+        raise DataMissingError(f"no image in {images} has a mask of the same name in {masks}" + (f" (masks are read from {', '.join(MASK_EXTS)}; {', '.join(lossy)} files are not: a lossy format changes class values)" if lossy else ''))
     rows = []
     for s in stems:
         (w, h), (mw, mh) = image_size(ims[s]), mask_size(mks[s])

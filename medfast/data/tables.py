@@ -140,6 +140,7 @@ def items_from_csv(file, # CSV with one row per image (APTOS: `train.csv`)
     if not Path(images).is_dir(): raise DataMissingError(f"{images}: no such image folder")
     try: df = pd.read_csv(file, dtype={item: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e: raise InvalidArgumentError(f"{file}: not a readable CSV ({e})") from None
+    if df.empty: raise DataMissingError(f"{file}: no rows under its header: nothing to read")
     try: return items_from_df(df, item, label, patient, folder=images, pattern=pattern, check=check)
     except (InvalidArgumentError, DataMissingError) as e: raise type(e)(f"{file}: {e}") from None
 

@@ -105,10 +105,12 @@ class Checkpoint(Callback):
         "The resumed fit's peak learning rate (a run whose rate came from the finder continues with that rate)"
         return None if self.resume is None else self.resume.get('info', {}).get('lr')
     def _finding(self) -> bool: return any(isinstance(c, LRFinder) for c in self.learn.cbs)   # the learning-rate finder's trial fit
+    def check(self, n_epoch:int):
+        "`InvalidArgumentError` when the checkpoint to resume belongs to a fit of another length"
+        if self.resume is not None and self.resume['n_epoch'] != n_epoch:
+            raise InvalidArgumentError(f"{self.folder/CHECKPOINT}: the checkpoint belongs to a run of {self.resume['n_epoch']} epochs, not {n_epoch}")
     def before_fit(self):
-        if self._finding(): return
-        if self.resume is not None and self.resume['n_epoch'] != self.n_epoch:
-            raise InvalidArgumentError(f"{self.folder/CHECKPOINT}: the checkpoint belongs to a run of {self.resume['n_epoch']} epochs, not {self.n_epoch}")
+        if not self._finding(): self.check(self.n_epoch)
     def before_epoch(self):
         if self.resume is None or self.epoch != self.start_epoch or self._finding(): return
         r, saved = self.learn.recorder, self.resume['recorder']          # fastai left an empty row per skipped epoch: the saved rows replace them

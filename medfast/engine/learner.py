@@ -248,6 +248,7 @@ def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.ta
     with learn.added_cbs(cbs):
         if ck is not None and ck.resume is not None:
             if learn.run_record.weights_report is not None: raise InvalidArgumentError("resuming is for runs trained from scratch (fit); this one fine-tunes pretrained weights: start it again")
+            ck.check(p.epochs)                                                        # here, not inside the fit, where fastai would wrap the message
             ck.restore_weights()
         if learn.run_record.weights_report is not None: fine_tune(learn, p.epochs, p.lr)
         else:
