@@ -276,9 +276,11 @@ def nifti_train(csv, folder=None, run='nii_run'): return ['train', '--csv', csv,
 @case('nifti: a corrupt .nii.gz', 'error', may_write=('nii_bad',))
 def _():
     shutil.copytree(T/'hip', T/'hip_bad'); f = sorted((T/'hip_bad').iterdir())[0]; f.write_bytes(f.read_bytes()[:200]); return nifti_train(T/'hip.csv', T/'hip_bad', 'nii_bad')
-@case('nifti: a stray label among 0/1', 'error')
+@case('nifti: a stray label among 0/1', 'error', may_write=('nii_maybe/command.json',))
 def _():
     t = pd.read_csv(T/'hip.csv'); t['label'] = t['label'].astype(str); t.loc[2, 'label'] = 'maybe'; t.to_csv(T/'hip_maybe.csv', index=False); return nifti_train(T/'hip_maybe.csv', run='nii_maybe')
+@case('nifti: the labels fixed, the same --run again (a failed start is restartable)', 'ok', may_write=('nii_maybe',))
+def _(): return nifti_train(T/'hip.csv', run='nii_maybe')
 @case('nifti: an id listed twice with other labels', 'error')
 def _():
     t = pd.read_csv(T/'hip.csv'); pd.concat([t, t.iloc[:1].assign(label=1 - t.label.iloc[0])]).to_csv(T/'hip_dup.csv', index=False); return nifti_train(T/'hip_dup.csv', run='nii_dup')

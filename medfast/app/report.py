@@ -25,7 +25,7 @@ def new_run_folder(folder, create:bool=True,
                   ) -> Path:
     "`folder` (created unless `create=False`); `InvalidArgumentError` when it exists and holds anything (but its run state, with `in_progress`)"
     folder = Path(folder)
-    mine = RUN_STATE if in_progress else ('command.json',) if create else ()                   # a run that stopped before its first checkpoint starts again
+    mine = RUN_STATE if in_progress else ('command.json',)                                     # a run that stopped before its first checkpoint starts again
     if folder.exists() and (not folder.is_dir() or any(p.name not in mine for p in folder.iterdir())):
         raise InvalidArgumentError(f"{folder}: the run folder already exists and is not empty; choose a new one (a run never writes over another)")
     if create: folder.mkdir(parents=True, exist_ok=True)
