@@ -23,7 +23,7 @@ RUN_STATE = ('command.json', 'checkpoint.pt')   # what a run writes while it tra
 def new_run_folder(folder, create:bool=True,
                    in_progress:bool=False, # Also accept a folder holding only its own run's `RUN_STATE` (the end of a training run)
                   ) -> Path:
-    "`folder` (created unless `create=False`); `InvalidArgumentError` when it exists and holds anything (but its run state, with `in_progress`)"
+    "`folder` (created unless `create=False`); `InvalidArgumentError` when it exists and holds anything but the `command.json` of a run that stopped before its first checkpoint (or, with `in_progress`, its run state)"
     folder = Path(folder)
     mine = RUN_STATE if in_progress else ('command.json',)                                     # a run that stopped before its first checkpoint starts again
     if folder.exists() and (not folder.is_dir() or any(p.name not in mine for p in folder.iterdir())):
