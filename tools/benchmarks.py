@@ -180,6 +180,20 @@ def segmentation_cv(r):
             f"patients are never seen in its training. Figures at each image's original size.\n\n{t}\n\nMean Dice over folds {c['dice_mean']:.4f} "
             f"(standard deviation {c['dice_sd']:.4f}), over all held-out images {c['dice_image_weighted']:.4f}; the worst single image {c['dice_min_image']:.4f}.")
 
+def _num(v): return v if isinstance(v, (int, float)) and v == v else None   # NaN (a metric undefined for the model) is None
+
+def generality(rows):
+    base = {r['dataset']: _num(r.get('auroc')) for r in rows if r['contender'].startswith('recipe')}
+    t = table(['dataset', 'contender', 'classes', 'epochs', 'size', 'train + evaluate min', 'accuracy', 'balanced acc.', 'AUROC', 'AUROC vs recipe'],
+              [[r['dataset'], r['contender'], r['classes'], r['epochs'], r['size'], r['minutes'], r['accuracy'], r.get('balanced_accuracy', ''),
+                _num(r.get('auroc')) if _num(r.get('auroc')) is not None else 'undefined (empty classes)',
+                f"{r['auroc']/base[r['dataset']]:.3f}x" if base.get(r['dataset']) and _num(r.get('auroc')) else ''] for r in rows])
+    ch = '; '.join(f"{r['dataset']}: {r['changed']}" for r in rows if r['contender'] == 'planned')
+    return ("What `medfast train --npz X.npz` does with no other flag (the plan: the input's recipe changed where the data contradicts it, "
+            "then the epochs that fit the budget) against the input's recipe as it is and against stock fastai, each under the same training "
+            "budget, scored on a held-out part no contender saw (RetinaMNIST and AdrenalMNIST3D: their official val split; chest28: the chest "
+            f"X-rays at 28 px grey, a patient split). What the plan changed: {ch}.\n\n{t}")
+
 SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Which decoders read which compressed DICOM files', decoders),
             ('chest_xray', 'Chest X-ray pneumonia classification', chest_xray), ('retinopathy', 'Diabetic retinopathy grading', retinopathy),
             ('volumes', '3D volumes: DICOM series, the cache, AdrenalMNIST3D', volumes),
@@ -187,7 +201,7 @@ SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Whi
             ('segmentation', 'Lung segmentation', segmentation),
             ('segmentation_cv', 'Lung segmentation: cross-validation by patient', segmentation_cv),
             ('scale', 'Scale: the image cache against dataset size, parallel decoding, two processes', scale),
-            ('gpu', 'GPU training throughput', gpu)]
+            ('gpu', 'GPU training throughput', gpu), ('generality', 'Generality of the default: the planned recipe across datasets', generality)]
 
 RUN = {'segmentation_cv': 'python bench/segmentation.py --parts cv --json bench/results/segmentation_cv.json',
        'volume_patches': 'python bench/volumes.py --parts patches --json bench/results/volume_patches.json'}   # sections whose command is not bench/<name>.py

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CACHE_MODES', 'RAM_ENV', 'TensorMedImage', 'memory_limit', 'cache_choice', 'DiskImages', 'LoadImage', 'MedImageBlock',
            'dataset_stats', 'add_normalize', 'normalize_stats', 'plot_class_counts', 'plot_images_per_patient',
-           'image_dls']
+           'sample_items', 'intensity_stats', 'in_colour', 'image_fingerprint', 'image_dls']
 
 # %% ../../nbs/05_data.images.ipynb #6f2c27a2
 import hashlib, json, os, pickle, sys, time, warnings
@@ -22,6 +22,7 @@ from fastai.vision.core import TensorImage
 
 from ..core import ImageReadError, InvalidArgumentError, cache_dir
 from ..io.images import NpzItem, BlankItem, read_image
+from ..io.dicom import is_dicom, read_header
 from ..transforms.augment import medical_aug
 from .tables import oversample, table_dataloaders
 from .cache import ItemCache
@@ -265,6 +266,39 @@ def plot_images_per_patient(df:pd.DataFrame, # One row per image
     ax.set_xlabel('images per patient'); ax.set_ylabel('patients'); ax.legend()
     ax.set_title(f"{len(counts)} patients, {len(df)} images")
     return ax
+
+# %% ../../nbs/05_data.images.ipynb #aa19b83b
+def sample_items(items, n:int, seed:int=0) -> list:
+    "At most `n` of `items`, drawn without replacement by a seeded generator, in their order"
+    items = list(items)
+    return [items[i] for i in sorted(np.random.default_rng(seed).choice(len(items), min(n, len(items)), replace=False))]
+
+def intensity_stats(arrays) -> dict:
+    "Mean, standard deviation, 1st and 99th percentiles of the values of `arrays` (at most 65,536 values of each)"
+    v = np.concatenate([np.asarray(a, np.float32).ravel()[::max(1, a.size//65536)] for a in arrays])
+    return dict(mean=round(float(v.mean()), 2), std=round(float(v.std()), 2), p1=round(float(np.percentile(v, 1)), 2), p99=round(float(np.percentile(v, 99)), 2))
+
+def in_colour(a:np.ndarray) -> bool:
+    "An RGB image whose channels differ (by more than 10 grey levels, on more than 1% of its pixels)"
+    return a.ndim == 3 and float((np.ptp(a.astype(np.int16), axis=-1) > 10).mean()) > .01
+
+def image_fingerprint(items, # 2D items: paths or `NpzItem`s
+                      sample:int=64, # How many are opened
+                     ) -> dict:
+    "Sizes, colour and intensities of a sample of 2D images as stored (and the DICOM modality and photometric interpretation)"
+    pick, arrays = sample_items(items, sample), []
+    for i in pick:
+        try: arrays.append(read_image(i))
+        except ImageReadError: pass
+    fp = dict(dim=2, sampled=len(pick), unreadable=len(pick) - len(arrays))
+    if not arrays: return fp
+    hw = np.array([a.shape[:2] for a in arrays])
+    fp |= dict(size_median=[int(x) for x in np.median(hw, 0)], size_min=[int(x) for x in hw.min(0)], size_max=[int(x) for x in hw.max(0)],
+               colour=round(float(np.mean([in_colour(a) for a in arrays])), 3), intensity=intensity_stats(arrays))
+    if dicoms := [i for i in pick if not isinstance(i, NpzItem) and is_dicom(i)]:
+        h = read_header(dicoms[0])
+        fp |= dict(modality=str(h.get('Modality', '')), photometric=str(h.get('PhotometricInterpretation', '')))
+    return fp
 
 # %% ../../nbs/05_data.images.ipynb #52653eb5
 def _two_classes(df, why=''):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['mask_table', 'add_patients', 'read_patients', 'LoadMask', 'AddCodes', 'MedMaskBlock', 'segmentation_dls',
-           'loaded_masks', 'check_mask_values']
+           'loaded_masks', 'check_mask_values', 'mask_fingerprint']
 
 # %% ../../nbs/05_data.masks.ipynb #110dff11
 import warnings
@@ -22,7 +22,8 @@ from ..io.masks import MASK_EXTS, IGNORE, read_mask, mask_size
 from ..transforms.augment import medical_aug
 from .tables import PATIENT_KEYS, table_dataloaders, find_tfms
 from .cache import ItemCache
-from .images import MedImageBlock, LoadImage, add_normalize
+from .images import MedImageBlock, LoadImage, add_normalize, sample_items
+from ..io.nifti import load_volume
 
 # %% ../../nbs/05_data.masks.ipynb #cf3dd525
 def _files(folder, exts) -> dict:
@@ -157,3 +158,16 @@ def check_mask_values(masks, # (file, mask array, in the training split) of ever
         hint = (f": every value is {ignore}, which means 'not scored'" if seen == {ignore} else
                 f": a 0/{ignore} export? {ignore} means 'not scored'; write the foreground as 1, e.g. (mask > 0).astype(np.uint8)" if ignore in seen else '')
         raise InvalidArgumentError(f"no training mask holds a foreground class (1..{n_classes - 1}), only {', '.join(map(str, sorted(seen)))}: there is nothing to learn{hint}")
+
+# %% ../../nbs/05_data.masks.ipynb #f6f36f6c
+def mask_fingerprint(masks, # Mask files: images for 2D, label-map volumes (NIfTI, .npy) for 3D
+                     sample:int=64, # How many are read
+                     dim:int=2, # 2: masks of images, 3: label maps of volumes
+                     ignore:int|None=IGNORE, # The value that is not scored
+                    ) -> dict:
+    "The values a sample of masks holds, and the foreground share of their scored pixels"
+    pick = sample_items(masks, sample)
+    arrays = [read_mask(m) if dim == 2 else np.asarray(load_volume(m, dtype=None)) for m in pick]
+    values = sorted(set().union(*(np.unique(a).tolist() for a in arrays)))
+    scored = np.concatenate([a[a != ignore].ravel() if ignore is not None else a.ravel() for a in arrays])
+    return dict(masks_sampled=len(arrays), mask_values=[int(v) for v in values], foreground=round(float((scored > 0).mean()), 4) if scored.size else None)

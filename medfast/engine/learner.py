@@ -20,7 +20,7 @@ from fastai.callback.schedule import *   # patches fit_one_cycle, lr_find, fine_
 from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 
-from ..core import InvalidArgumentError, TrainingError, DataMissingError, seed_everything
+from ..core import InvalidArgumentError, TrainingError, DataMissingError, seed_everything, atomic_write, json_text
 from ..io.kaggle import write_submission
 from ..models.zoo import model_splitter
 from ..data.tables import loaders_of
@@ -28,6 +28,7 @@ from .params import PRECISIONS, RECIPES, Params, get_recipe
 from .task import Task, get_task, load_tasks
 from .distributed import world_size, is_main, distributed_trainer, ShardRecord, leave_distributed, broadcast_object
 from .checkpoint import Checkpoint, load_checkpoint, seeded
+from .plan import Plan, fit_budget
 
 # %% ../../nbs/07_engine.learner.ipynb #c290266f
 def cpu_bf16_supported(cpuinfo:str|None=None, # The text of /proc/cpuinfo (default: read it)
@@ -109,7 +110,7 @@ class RunRecord(Callback):
     order = 0
     def __init__(self, task:str, recipe:str, params, spec:dict|None=None):
         self.task, self.recipe, self.params, self.spec = task, recipe, params, dict(spec or {})
-        self.history, self.curves, self.valid, self.thresholds, self.weights_report, self.adapted_prior = [], [], {}, None, None, None
+        self.history, self.curves, self.valid, self.thresholds, self.weights_report, self.adapted_prior, self.plan = [], [], {}, None, None, None, None
 
 class FiniteLoss(Callback):
     "Stop training with a `TrainingError` at the first non-finite training loss, so that a diverged model is never exported"
@@ -231,17 +232,24 @@ def _run_callbacks(learn:Learner, checkpoint, resume:bool) -> list:
     return cbs
 
 def train(table:pd.DataFrame, # Item table with `is_valid` (see `medfast.data.tables.split_table`)
-          recipe, # A recipe name (see `medfast recipes`) or a `Recipe`
-          checkpoint=None, # Folder for `checkpoint.pt`, written atomically after every epoch
+          recipe, # A recipe name (see `medfast recipes`), a `Recipe`, or a `Plan` (`medfast.engine.plan.make_plan`)
+          checkpoint=None, # Folder for `checkpoint.pt`, written atomically after every epoch (and `plan.json` for a plan)
           resume:bool=False, # Continue from the checkpoint in `checkpoint` (same table and recipe)
+          budget:float|None=None, # Minutes: measure this machine and train the epochs that fit (at most the parameters'); None: all of them
           **overrides, # Any parameter of the recipe's task; None keeps the recipe's
          ) -> Learner:
     "Train a model for the recipe's task on an item table; `learn.run_record.valid` holds the validation figures"
-    rec = get_recipe(recipe)
-    p = rec.params.replace(**overrides)
+    if plan := recipe if isinstance(recipe, Plan) else None:                     # overrides of a plan join its given values
+        given = {k: v for k, v in overrides.items() if v is not None}
+        plan.params, plan.given = plan.params.replace(**given), plan.given | given
+        name, p = plan.recipe, plan.params
+    else: name, p = (rec := get_recipe(recipe)).name, rec.params.replace(**overrides)
     task = get_task(p.task)
     seed_everything(p.seed)
-    learn = task_learner(task.loaders(table, p), task, p, recipe=rec.name)
+    learn = task_learner(task.loaders(table, p), task, p, recipe=name)
+    if plan: learn.run_record.plan = plan.to_dict()
+    if budget is not None and not resume: learn = fit_budget(learn, budget, plan, lambda q: task_learner(task.loaders(table, q), task, q, recipe=name))
+    if plan and checkpoint is not None and is_main(): atomic_write(Path(checkpoint)/'plan.json', json_text(learn.run_record.plan, indent=1))
     p = learn.run_record.params
     cbs = _run_callbacks(learn, checkpoint, resume)
     ck = next((c for c in cbs if isinstance(c, Checkpoint)), None)

@@ -53,7 +53,7 @@ def export(learn:Learner, path, # Where to write: `x` or `x.pt` writes `x.pt` an
     spec = dict(format=FORMAT, format_version=FORMAT_VERSION, task=rr.task, arch=rr.params.arch, recipe=rr.recipe, params=rr.params.to_dict(),
                 spec=rr.spec | task_of(learn).spec(learn), thresholds=rr.thresholds, versions=_versions(),
                 weights=dict(file=w.name, sha256=_sha256(tw)), weights_report=rr.weights_report, history=rr.history, curves=rr.curves,
-                valid=rr.valid if metrics is None else metrics)
+                valid=rr.valid if metrics is None else metrics, **({'plan': rr.plan} if rr.plan else {}))
     spec = json.loads(json_text(spec))                                            # as it will be read back (NaN as null)
     ts.write_text(json_text(spec | dict(spec_sha256=spec_checksum(spec)), indent=1))
     os.replace(tw, w); os.replace(ts, s)
@@ -107,6 +107,6 @@ def load_model(path, # `x`, `x.pt` or `x.json`
     if dls.device is not None: learn.model.to(dls.device)
     rr = learn.run_record
     rr.params, rr.thresholds, rr.history, rr.valid, rr.weights_report = saved, spec.get('thresholds'), spec.get('history', []), spec.get('valid', {}), spec.get('weights_report')
-    rr.curves = spec.get('curves', [])
+    rr.curves, rr.plan = spec.get('curves', []), spec.get('plan')
     learn.model.eval()
     return learn

@@ -23,6 +23,13 @@ class Hooks:
     predict_options:type|None = None # `Options` of `predict` and `evaluate` beyond `tta` (flags of those commands too)
     aliases:dict = {} # Other names of this task, each with the parameters it fixes (e.g. {'volume': {'dim': 3}})
     splitter = None # A function of the model giving parameter groups (None: `medfast.models.zoo.model_splitter`)
+    rules:tuple = () # The planner's rules: functions `rule(fingerprint, params)` giving `(values, reason)` or None (see `medfast.engine.plan`)
+    def cheaper(self, p) -> Params|None:
+        "The parameters one step cheaper to train (a smaller size), for a time budget that most epochs would not fit; None: none"
+        return None
+    def fingerprint(self, table, p, sample:int) -> dict:
+        "What the planner measures of the items, beyond the table's counts (sizes, channels, intensities, spacing), from `sample` of them"
+        return {}
     def cpu_bf16(self, p) -> bool:
         "May `precision='auto'` use bf16 autocast on a CPU with native bf16, for the parameters `p`?"
         return True

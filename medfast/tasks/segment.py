@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MASKS', 'RLE', 'PNGS', 'TASK', 'SegmentParams', 'DiceCELoss', 'predict_masks', 'mask_scores', 'show_overlays',
-           'predict_volumes', 'Segment']
+           'predict_volumes', 'mask_codes', 'Segment']
 
 # %% ../../nbs/08_tasks.segment.ipynb #51473caf
 import dataclasses
@@ -24,14 +24,15 @@ from ..transforms.masks import clean_mask
 from ..metrics.segmentation import MeanDice, mask_metrics, hd95, missed, outline, scored, summarize_scores
 from ..models.unet import create_unet, create_unet3d, unet_splitter
 from ..data.tables import blank_table, find_tfms
-from ..data.images import normalize_stats
-from ..data.masks import mask_table, read_patients, segmentation_dls, check_mask_values, loaded_masks
-from ..data.volumes import VolumePrep, volume_mask_dls, label_maps
+from ..data.images import normalize_stats, image_fingerprint
+from ..data.masks import mask_table, read_patients, segmentation_dls, check_mask_values, loaded_masks, mask_fingerprint
+from ..data.volumes import VolumePrep, volume_mask_dls, label_maps, volume_fingerprint
 from ..transforms.spatial import shape3
 from ..inference.sliding import sliding_window
 from ..inference.tta import FlipTTA
 from ..engine.params import Params, on_images, on_volumes, param, register_recipe, thaw
 from ..engine.task import Task, Input, Output, Figure
+from ..engine.plan import colour
 from ..engine.inputs import TableOptions, IDS, IMAGES
 from ..engine.learner import Learner, predict as learner_predict
 
@@ -211,12 +212,24 @@ def predict_volumes(learn, table:pd.DataFrame, # Table with `item` (NIfTI or .np
         out.append(clean_mask(m, len(learn.dls.vocab), comp, p.fill_holes))
     return out
 
+def mask_codes(fp:dict, p) -> tuple|None:
+    "The classes follow the masks: values beyond the recipe's codes (0, 1 and 2 for two structures) add classes named by value; the ignore value is none"
+    if 'mask_values' not in fp: return None
+    n, codes = max([v for v in fp['mask_values'] if v != p.ignore], default=0) + 1, tuple(p.codes)
+    seen = f"the masks hold {', '.join(map(str, fp['mask_values']))}" + (f" ({p.ignore}: ignored)" if p.ignore in fp['mask_values'] else '')
+    if n <= len(codes): return dict(codes=codes), f"{seen}: the recipe's classes {', '.join(codes)} name them"
+    return dict(codes=codes + tuple(f"class_{k}" for k in range(len(codes), n))), f"{seen}: more classes than the recipe's {', '.join(codes)}"
+
 class Segment(Task):
     "Segmentation of 2D images (a timm-encoder U-Net) or of volumes (a 3D U-Net with sliding-window inference)"
     name, Params = 'segment', SegmentParams
     inputs = (MASKS, IDS, IMAGES)
     outputs = (RLE, PNGS)
     main_metric = 'dice'
+    rules = (colour, mask_codes)
+    def fingerprint(self, table, p, sample:int) -> dict:
+        t = table[~table['is_valid'].astype(bool)] if 'is_valid' in table else table
+        return (volume_fingerprint if p.dim == 3 else image_fingerprint)(t['item'], sample) | mask_fingerprint(t['mask'], sample, p.dim, p.ignore)
     splitter = staticmethod(unet_splitter)
     def cpu_bf16(self, p) -> bool: return False
     def bf16_reason(self, p) -> str: return 'not measured for the U-Nets: the recipes were chosen in fp32 on a CPU without native bf16 (bench/segmentation.py)'
