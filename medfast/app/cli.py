@@ -417,8 +417,9 @@ def planned(args, task, table, rec, over:dict, resumed:bool) -> tuple:
     "The plan of `medfast train` (None with --recipe) and its budget: a resumed run trains its saved `plan.json` again, unmeasured"
     from medfast.engine.plan import Plan, make_plan
     if resumed:
-        f = Path(args.run)/'plan.json'
-        return (Plan.from_dict(json.loads(f.read_text())) if f.is_file() else None), None
+        if not (f := Path(args.run)/'plan.json').is_file(): return None, None
+        try: return Plan.from_dict(json.loads(f.read_text())), None
+        except ValueError as e: raise InvalidArgumentError(f"{f}: damaged, not the plan this run wrote ({e}): the run cannot be resumed") from None
     if args.recipe is not None: return None, args.budget
     return make_plan(table, rec, over), args.budget or (None if 'epochs' in over else DEFAULT_BUDGET)
 

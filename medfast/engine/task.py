@@ -27,8 +27,8 @@ class Hooks:
     def cheaper(self, p) -> Params|None:
         "The parameters one step cheaper to train (a smaller size), for a time budget that most epochs would not fit; None: none"
         return None
-    def fingerprint(self, table, p, sample:int) -> dict:
-        "What the planner measures of the items, beyond the table's counts (sizes, channels, intensities, spacing), from `sample` of them"
+    def fingerprint(self, train, p, sample:int) -> dict:
+        "What the planner measures of the training rows' items, beyond the table's counts (sizes, channels, intensities, spacing), from `sample` of them"
         return {}
     def cpu_bf16(self, p) -> bool:
         "May `precision='auto'` use bf16 autocast on a CPU with native bf16, for the parameters `p`?"

@@ -255,9 +255,7 @@ class Classify(Task):
         "Images at half the size, not under 64 px: the chest X-ray screening measured 64 px for 8 epochs nearly as good as 128 px for 10 (BENCHMARKS.md)"
         if p.dim != 2 or isinstance(p.size, tuple) or p.size <= 64: return None
         return p.replace(size=max(64, p.size // 2))
-    def fingerprint(self, table, p, sample:int) -> dict:
-        items = (table[~table['is_valid'].astype(bool)] if 'is_valid' in table else table)['item']
-        return (volume_fingerprint if p.dim == 3 else image_fingerprint)(items, sample)
+    def fingerprint(self, train, p, sample:int) -> dict: return (volume_fingerprint if p.dim == 3 else image_fingerprint)(train['item'], sample)
     def cpu_bf16(self, p) -> bool: return p is None or p.dim == 2
     def bf16_reason(self, p) -> str: return BF16_REASONS[3 if p is not None and p.dim == 3 else 2]
     def loaders(self, table, p):

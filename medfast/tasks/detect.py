@@ -104,9 +104,7 @@ class Detect(Task):
     outputs = (BOXES,)
     main_metric = 'map50'
     splitter = staticmethod(detector_splitter)
-    def fingerprint(self, table, p, sample:int) -> dict:
-        t = table[~table['is_valid'].astype(bool)] if 'is_valid' in table else table
-        return image_fingerprint(t['item'], sample)
+    def fingerprint(self, train, p, sample:int) -> dict: return image_fingerprint(train['item'], sample)
     def cpu_bf16(self, p) -> bool: return False
     def bf16_reason(self, p) -> str: return "not measured for torchvision's detection heads (RoI align, NMS, box coding); the recipe was chosen in fp32 (bench/detection.py)"
     def _kw(self, p) -> dict: return dict(size=p.size, item_size=p.item_size, bs=p.bs, aug=dict(p.aug) if hasattr(p.aug, 'keys') else p.aug, seed=p.seed)

@@ -227,9 +227,8 @@ class Segment(Task):
     outputs = (RLE, PNGS)
     main_metric = 'dice'
     rules = (colour, mask_codes)
-    def fingerprint(self, table, p, sample:int) -> dict:
-        t = table[~table['is_valid'].astype(bool)] if 'is_valid' in table else table
-        return (volume_fingerprint if p.dim == 3 else image_fingerprint)(t['item'], sample) | mask_fingerprint(t['mask'], sample, p.dim, p.ignore)
+    def fingerprint(self, train, p, sample:int) -> dict:
+        return (volume_fingerprint if p.dim == 3 else image_fingerprint)(train['item'], sample) | mask_fingerprint(train['mask'], sample, p.dim, p.ignore)
     splitter = staticmethod(unet_splitter)
     def cpu_bf16(self, p) -> bool: return False
     def bf16_reason(self, p) -> str: return 'not measured for the U-Nets: the recipes were chosen in fp32 on a CPU without native bf16 (bench/segmentation.py)'
