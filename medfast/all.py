@@ -40,6 +40,7 @@ from .data.masks import *
 from .inference.sliding import *
 from .inference.tta import *
 from .inference.interpret import *
+from .inference.ensemble import *
 from .engine.params import *
 from .engine.task import *
 from .engine.inputs import *
@@ -47,10 +48,12 @@ from .engine.distributed import *
 from .engine.checkpoint import *
 from .engine.learner import *
 from .engine.model_format import *
+from .engine.ensemble import *
 from .tasks.classify import *
 from .tasks.segment import *
 from .tasks.detect import *
 from .app.report import *
+from .app.folds import *
 from .app.kaggle import *
 
 del TASK                                                            # three modules name their task so: `get_task` finds each

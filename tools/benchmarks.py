@@ -194,6 +194,17 @@ def generality(rows):
             "budget, scored on a held-out part no contender saw (RetinaMNIST and AdrenalMNIST3D: their official val split; chest28: the chest "
             f"X-rays at 28 px grey, a patient split). What the plan changed: {ch}.\n\n{t}")
 
+def folds(rows):
+    f = lambda v: '' if v is None else f'{v:.4f}' if isinstance(v, float) else str(v)
+    t = table(['dataset', 'metric', 'CV mean', 'CV std', 'held out: ensemble', 'held out: single (mean)', 'single min..max', 'within CV mean +- 2 std', 'ensemble gain'],
+              [[r['dataset'], r['metric'], f(r['cv_mean']), f(r['cv_std']), f(r['held_ensemble']), f(r['held_single_mean']),
+                f"{f(r['held_single_min'])}..{f(r['held_single_max'])}", {True: 'yes', False: 'no', None: ''}[r['within_2std']], f(r['gain'])] for r in rows])
+    runs = '; '.join(dict.fromkeys(f"{r['dataset']}: {r['folds']} folds, size {r['size']}, epochs per fold {r['epochs']}, {r['run_minutes']} min in all, {r['held_out']} held out" for r in rows))
+    return ("What `medfast train DATA --folds K --run RUN` does with no other flag (the planned recipe; one time budget for all K models), then "
+            "`medfast evaluate RUN` on a held-out part no model saw (RetinaMNIST: its official val split; chest X-rays: 20% of the patients). "
+            "The cross-validation score is each fold's model on its own validation fold; the ensemble averages the K models' probabilities. "
+            f"{runs}.\n\n{t}")
+
 SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Which decoders read which compressed DICOM files', decoders),
             ('chest_xray', 'Chest X-ray pneumonia classification', chest_xray), ('retinopathy', 'Diabetic retinopathy grading', retinopathy),
             ('volumes', '3D volumes: DICOM series, the cache, AdrenalMNIST3D', volumes),
@@ -201,7 +212,8 @@ SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Whi
             ('segmentation', 'Lung segmentation', segmentation),
             ('segmentation_cv', 'Lung segmentation: cross-validation by patient', segmentation_cv),
             ('scale', 'Scale: the image cache against dataset size, parallel decoding, two processes', scale),
-            ('gpu', 'GPU training throughput', gpu), ('generality', 'Generality of the default: the planned recipe across datasets', generality)]
+            ('gpu', 'GPU training throughput', gpu), ('generality', 'Generality of the default: the planned recipe across datasets', generality),
+            ('folds', 'Folds and ensembles: the cross-validation score against held-out data', folds)]
 
 RUN = {'segmentation_cv': 'python bench/segmentation.py --parts cv --json bench/results/segmentation_cv.json',
        'volume_patches': 'python bench/volumes.py --parts patches --json bench/results/volume_patches.json'}   # sections whose command is not bench/<name>.py

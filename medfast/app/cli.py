@@ -7,7 +7,7 @@ __all__ = ['EXIT_OK', 'EXIT_ERROR', 'EXIT_USAGE', 'EXIT_PARTIAL', 'EXIT_BUG', 'D
            'find_dicoms', 'parse_voi', 'scan', 'flag', 'field_kw', 'add_fields', 'given_fields', 'add_inputs',
            'given_input', 'input_options', 'usage_error', 'choose', 'default_recipe', 'recipe_overrides', 'train_table',
            'model_input', 'task_option_values', 'check_outputs', 'option_paths', 'choose_output', 'command_record',
-           'saved_command', 'planned', 'main']
+           'saved_command', 'check_folds', 'planned', 'main']
 
 # %% ../../nbs/09_app.cli.ipynb #651bd56c
 import argparse, contextlib, dataclasses, json, math, os, sys, traceback, warnings
@@ -392,6 +392,7 @@ def _train(args):
         args.out = Path(args.run)/'model.pt'
     inputs = {i.name for t in load_tasks().values() for i in t.inputs}
     check_outputs(args.out or 'model.pt', [getattr(args, n, None) for n in inputs] + option_paths(o))
+    check_folds(args)
     table = train_table(args, inp, p, o, p.seed)
     if launching: return _launch(args)
     if args.run and not resumed and is_main():                                            # the folder appears once the data has been read
@@ -401,6 +402,7 @@ def _train(args):
     plan, budget = planned(args, task, table, rec, over, resumed)
     _warn(f"task {task.name} ({why}), recipe {rec.name}{' planned' if plan else ''}" + (f", resumed from {args.run}" if resumed else ''))
     if plan and not resumed: _warn(plan.text().replace('\n', '\nmedfast: '))
+    if args.folds: return _train_folds(args, table, plan or rec, budget, resumed, task, rec, str(getattr(args, inp.name)), over)
     learn = train(table, plan or rec, checkpoint=args.run, resume=resumed, budget=budget, **over)
     if not is_main(): return EXIT_OK, None, None                                       # rank 0 writes
     if args.run:
@@ -412,6 +414,20 @@ def _train(args):
     w, s = model_files(args.out or 'model.pt')
     _warn(f"wrote {w} and {s}")
     return EXIT_OK, dict(model=str(w), task=task.name, recipe=rec.name, **spec['valid']), None
+
+def check_folds(args):
+    "`--folds` needs a run folder of its own and the whole table: `UsageError` for what it cannot go with"
+    if not args.folds: return
+    if not args.run: raise UsageError("--folds writes a fold run: give --run FOLDER")
+    if args.hold_out: raise UsageError("--folds puts every row in a fold: it does not go with --hold-out")
+    if (args.processes or 1) > 1: raise UsageError("--folds trains its models one after another in this process: it does not go with --processes")
+
+def _train_folds(args, table, recipe, budget, resumed, task, rec, data, over):
+    from medfast.app.folds import train_folds
+    info = train_folds(table, recipe, args.folds, args.run, budget, resume=resumed, data=data, **over)
+    _warn(f"wrote the fold run {args.run}: open {info['report']}")
+    cv = {k: dict(mean=v['mean'], std=v['std']) for k, v in info['cv'].items()}
+    return EXIT_OK, dict(run=str(args.run), report=info['report'], model=info['model'], task=task.name, recipe=rec.name, folds=args.folds, cv=cv, **info['valid']), None
 
 def planned(args, task, table, rec, over:dict, resumed:bool) -> tuple:
     "The plan of `medfast train` (None with --recipe) and its budget: a resumed run trains its saved `plan.json` again, unmeasured"
@@ -452,22 +468,28 @@ def _kaggle_bundle(args):
     text = (Path(args.out)/'README.md').read_text()
     return EXIT_OK, info, text
 
+def _models(args) -> tuple:
+    "The model or ensemble that `evaluate` or `predict` names, its task, and how the JSON names it"
+    from medfast.engine.ensemble import load_models
+    from medfast.engine.learner import task_of
+    learn = load_models(*args.model)
+    return learn, task_of(learn), dict(model=args.model[0] if len(args.model) == 1 else list(args.model)) | (dict(members=len(learn.members)) if hasattr(learn, 'members') else {})
+
 def _evaluate(args):
-    from medfast.engine.model_format import load_model
-    from medfast.engine.learner import evaluate, task_of
-    learn = load_model(args.model); task = task_of(learn)
+    from medfast.engine.learner import evaluate
+    learn, task, named = _models(args)
     inp, o = model_input(args, task, 'evaluate')
     opts = task_option_values(args, task)
     m = evaluate(learn, inp.read(getattr(args, inp.name), 'evaluate', learn.run_record.params, o), tta=args.tta, **opts)
-    return EXIT_OK, dict(model=str(args.model), task=task.name, **m), None
+    return EXIT_OK, named | dict(task=task.name, **m), None
 
 def _predict(args):
-    from medfast.engine.model_format import load_model, model_files
-    from medfast.engine.learner import task_of
-    learn = load_model(args.model); task = task_of(learn)
+    from medfast.engine.model_format import model_files
+    learn, task, named = _models(args)
     inp, o = model_input(args, task, 'predict')
     out = Path(args.out); output = choose_output(task, out)
-    check_outputs(out, [getattr(args, inp.name), args.sample, *model_files(args.model), *option_paths(o)], model=False)
+    mine = [f for m in map(Path, args.model) for f in ([m] if m.is_dir() else model_files(m))]
+    check_outputs(out, [getattr(args, inp.name), args.sample, *mine, *option_paths(o)], model=False)
     opts = task_option_values(args, task)
     table = inp.read(getattr(args, inp.name), 'predict', learn.run_record.params, o)
     info = output.write(learn, table, out, sample=args.sample, id_col=args.id_col, target_col=args.target_col, preset=getattr(args, 'preset', None), tta=args.tta, **opts)
@@ -503,6 +525,7 @@ def _train_args(tr, plan:bool=False):
     out.add_argument('--run', default=None, help='a new folder for the whole run: the model, metrics.json, predictions.csv and report.html (pictures), its plan.json, and a checkpoint after every epoch')
     out.add_argument('--resume', default=None, metavar='RUN', help='continue the --run folder RUN after an interruption (kill, crash, power) from its last checkpoint, with its options')
     tr.add_argument('--processes', type=number(int, 1), default=None, help='train in N processes on this machine (DistributedDataParallel, gloo on CPUs, NCCL on GPUs); several machines: torchrun, see CONTRIBUTING.md')
+    tr.add_argument('--folds', type=number(int, 2), default=None, metavar='K', help='with --run: train K models on patient-grouped, stratified folds of all the rows; the run folder gets the out-of-fold predictions, the cross-validation score and the K models as one ensemble (the budget is for all K)')
     _rest_of_train_args(tr, tasks)
 
 def _rest_of_train_args(tr, tasks, *extra):
@@ -546,9 +569,9 @@ def _parser(cmd:str|None=None) -> argparse.ArgumentParser:
     pl = sub.add_parser('plan', help="the data's fingerprint and the recipe planned for it, each choice with its reason, and the epochs that fit the time budget (what train does without --recipe)")
     tr = sub.add_parser('train', help='train a model for the task of the data and save it (weights .pt and a JSON spec)')
     ev = sub.add_parser('evaluate', help="a saved model's metrics on labelled data")
-    ev.add_argument('model', help='a model written by medfast train (X.pt, X.json or X)')
+    ev.add_argument('model', nargs='+', help='a model written by medfast train (X.pt, X.json or X), a run folder, or an ensemble; several: one ensemble of all')
     pr = sub.add_parser('predict', help="predict new data with a saved model and write what its task writes: a submission checked against the sample, masks, boxes")
-    pr.add_argument('model', help='a model written by medfast train')
+    pr.add_argument('model', nargs='+', help='a model written by medfast train, a run folder (a fold run: its ensemble), or an ensemble file; several: one ensemble of all')
     rp = sub.add_parser('report', help="(re)draw a run folder's report.html: training curves and the task's pictures")
     rp.add_argument('run', help='a folder written by medfast train --run')
     sub.add_parser('recipes', help='list the training recipes: task, description and every value')

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'RUN_STATE', 'new_run_folder', 'plot_curves', 'figure_html', 'report_images', 'section_html',
-           'plan_table', 'read_run', 'write_report', 'save_run']
+           'plan_table', 'cv_table', 'first_model', 'read_run', 'write_report', 'save_run']
 
 # %% ../../nbs/09_app.report.ipynb #1496beaf
 import base64, html, io, json, re, time
@@ -14,7 +14,8 @@ import numpy as np, pandas as pd
 from ..core import InvalidArgumentError, atomic_write, json_text, machine_info
 from ..engine.task import Figure, Table
 from ..engine.learner import task_of
-from ..engine.model_format import export, load_model, model_files
+from ..engine.model_format import export, model_files
+from ..engine.ensemble import load_models
 
 # %% ../../nbs/09_app.report.ipynb #d1c6bace
 RUN_FILES = ('model.pt', 'model.json', 'metrics.json', 'predictions.csv', 'report.html')
@@ -110,6 +111,18 @@ def plan_table(plan:dict) -> Table:
     note = f"Planned from the recipe {plan['recipe']!r} and the data: " + ', '.join(f'{k} {v}' for k, v in fp.items() if not isinstance(v, (dict, list)))
     return Table('Plan', rows, note, 'parameter')
 
+def cv_table(cv:dict, folds:int|None=None) -> Table:
+    "A fold run's cross-validation score (`medfast.app.folds.cv_score`) as a report table: each metric's mean, standard deviation and fold values"
+    f = lambda v: '' if v is None else f'{v:.4g}' if isinstance(v, float) else str(v)
+    rows = {k: dict(mean=f(v['mean']), std=f(v['std']), folds=', '.join(map(f, v['folds']))) for k, v in cv.items()}
+    return Table('Cross-validation', rows, f"Each fold's model scored on its own validation fold ({folds or len(next(iter(cv.values()))['folds'])} folds); "
+                 "a metric undefined in any fold is undefined (no mean). The pictures below are drawn from the out-of-fold predictions.", 'metric')
+
+def first_model(folder) -> object:
+    "The model a run folder's report is drawn with: its model, or a fold run's first fold model"
+    m = load_models(folder)
+    return getattr(m, 'members', [m])[0]
+
 def read_run(folder) -> tuple[dict, pd.DataFrame|None]:
     "A run folder's `metrics.json` and `predictions.csv`, checked whole: `InvalidArgumentError` naming a damaged one"
     f, p = Path(folder)/'metrics.json', Path(folder)/'predictions.csv'
@@ -131,9 +144,10 @@ def write_report(folder, # A run folder (see `save_run`)
     "Write `report.html` in a run folder; returns its path, the pictures drawn and those that could not be, with why"
     folder = Path(folder)
     info, preds = read_run(folder)
-    learn = learn or load_model(folder/'model.pt')
+    learn = learn or first_model(folder)
     if table is None and preds is not None and len(preds) and 'item' in preds and all(Path(i).is_file() for i in preds['item']): table = preds[[c for c in ('item', 'label', 'mask') if c in preds]]
     tables, figures = _sections(learn, preds, table)
+    if info.get('cv'): tables.insert(0, cv_table(info['cv'], info.get('folds')))
     parts, drawn, missing = [], [], {}
     for f in figures:
         out = f.draw()

@@ -6,8 +6,8 @@
 __all__ = ['CHEST_XRAY_PATIENT_RE', 'CHEST_XRAY_GROUP_RE', 'PRESETS', 'PATIENT_KEYS', 'SPLITS', 'use_preset', 'PatientFromName',
            'items_from_folder', 'items_from_df', 'items_from_csv', 'items_from_npz', 'split_by_patient',
            'split_holding_out', 'split_stratified', 'split_by_folder', 'check_labels', 'label_vocab', 'split_table',
-           'oversample', 'balanced_weights', 'class_weights', 'table_dataloaders', 'loaders_of', 'find_tfms',
-           'blank_table', 'items_from_images', 'npz_rows']
+           'fold_table', 'with_fold', 'oversample', 'balanced_weights', 'class_weights', 'table_dataloaders',
+           'loaders_of', 'find_tfms', 'blank_table', 'items_from_images', 'npz_rows']
 
 # %% ../../nbs/05_data.tables.ipynb #0f7c25e2
 import re, warnings
@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
-from sklearn.model_selection import StratifiedGroupKFold, GroupShuffleSplit, StratifiedShuffleSplit, ShuffleSplit
+from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, GroupShuffleSplit, StratifiedShuffleSplit, ShuffleSplit
 from fastai.data.block import DataBlock, CategoryBlock
 from fastai.data.transforms import ColReader, ColSplitter
 import fastai.callback.data   # patches `DataBlock.weighted_dataloaders`
@@ -261,6 +261,31 @@ def split_table(df:pd.DataFrame, # Item table
     if valid == 'stratified': return split_stratified(df, valid_pct, seed)
     if valid == 'folder': return split_by_folder(df, valid=list(valid_folder))
     raise InvalidArgumentError(f"valid must be one of {', '.join(SPLITS)}, not {valid!r}")
+
+# %% ../../nbs/05_data.tables.ipynb #acff1682
+def fold_table(df:pd.DataFrame, # Item table (with `patient`; `label` stratifies where it is one value per row)
+               k:int=5, # Number of folds
+               seed:int=42, # Random seed (stratified folds are shuffled)
+               patient:str='patient', label:str='label') -> pd.DataFrame:
+    "Add `fold` (0..k-1): whole patients to one fold, each fold with the label ratio of the whole where labels are single values"
+    if not isinstance(k, (int, np.integer)) or k < 2: raise InvalidArgumentError(f"folds must be an integer of at least 2, not {k!r}")
+    df = df.copy()
+    g = (df[patient] if patient in df else df['item'].map(str)).astype(str).values
+    if (n := len(set(g))) < k: raise InvalidArgumentError(f"{k} folds need at least {k} patients; the table has {n}")
+    single = label in df and not df[label].map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)                     # a class with fewer patients than folds
+        splits = (StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(g, df[label].astype(str).values, g) if single
+                  else GroupKFold(k).split(g, groups=g))
+        df['fold'] = 0
+        for i, (_, va) in enumerate(splits): df.iloc[va, df.columns.get_loc('fold')] = i
+    if (sizes := df.fold.value_counts()).size < k: raise InvalidArgumentError(f"{k} folds left {k - sizes.size} empty: use fewer folds")
+    return df
+
+def with_fold(df:pd.DataFrame, # A table from `fold_table`
+              i:int) -> pd.DataFrame:
+    "The table with fold `i` as its validation split (`is_valid`)"
+    return df.assign(is_valid=df['fold'] == i)
 
 # %% ../../nbs/05_data.tables.ipynb #92c7419b
 def oversample(df:pd.DataFrame, # Item table with `is_valid`

@@ -6,7 +6,7 @@
 __all__ = ['cpu_bf16_supported', 'default_device', 'resolve_precision', 'precision_table', 'Autocast', 'ChannelsLastLayout',
            'PlainTrainTensors', 'precision_callbacks', 'RunRecord', 'FiniteLoss', 'last_metrics', 'fit_curves',
            'record', 'adamw', 'task_learner', 'task_of', 'table_preds', 'find_lr', 'fit', 'fine_tune', 'train',
-           'model_tta', 'task_options', 'evaluate', 'predict', 'submission_from_learner']
+           'model_tta', 'task_options', 'evaluate', 'outputs', 'predict', 'submission_from_learner']
 
 # %% ../../nbs/07_engine.learner.ipynb #86a30c30
 import re, time
@@ -285,19 +285,26 @@ def evaluate(learn:Learner, table:pd.DataFrame, # A labelled table of the learne
              tta:bool|None=None, # Test-time augmentation (None: as the model's parameters say)
              **options, # The task's own options (`Task.predict_options`), e.g. a classifier's `adapt_prior`
             ) -> dict:
-    "The learner's task metrics on a labelled table"
+    "The learner's task metrics on a labelled table (an ensemble's: the task's `score` of its outputs)"
     t = task_of(learn)
+    if getattr(learn, 'members', None): return t.score(learn, outputs(learn, table, tta, **options), table, **task_options(t, options))
     return t.evaluate(learn, table, tta=model_tta(learn, tta), **task_options(t, options))
+
+def outputs(learn, table:pd.DataFrame, # A table with an `item` column
+            tta:bool|None=None, **options) -> object:
+    "The task's per-item outputs of a learner, or of an ensemble (`medfast.engine.ensemble`) made one by the task's `predict_many`"
+    t = task_of(learn); tta, o = model_tta(learn, tta), task_options(t, options)
+    if members := getattr(learn, 'members', None): return t.predict_many(members, table, tta=tta, **o)
+    return t.predict(learn, table, tta=tta, **o)
 
 def predict(learn:Learner, table:pd.DataFrame, # A table with an `item` column
             tta:bool|None=None, # Test-time augmentation (None: as the model's parameters say)
             decide:bool=False, # Final labels (by the task's decision rule) instead of raw outputs
             **options, # The task's own options (`Task.predict_options`), e.g. a classifier's `adapt_prior`
            ):
-    "Per-item outputs of the learner's task (class probabilities, boxes, masks), or final labels"
-    t = task_of(learn)
-    out = t.predict(learn, table, tta=model_tta(learn, tta), **task_options(t, options))
-    return t.decide(learn, out) if decide else out
+    "Per-item outputs of the learner's (or ensemble's) task (class probabilities, boxes, masks), or final labels"
+    out = outputs(learn, table, tta, **options)
+    return task_of(learn).decide(learn, out) if decide else out
 
 def submission_from_learner(learn, # A trained or loaded learner
                             df:pd.DataFrame, # Test table with `item` and `id` columns

@@ -42,6 +42,16 @@ class Hooks:
     def rows(self, learn, table): return None
     def report(self, learn, rows, table): return ()
     def upgrade(self, name:str, params:dict, spec:dict) -> tuple: return params, spec
+    def score(self, learn, out, table, **options) -> dict:
+        "The task's metrics of outputs `out` (of `predict` or `predict_many`) against a labelled table; what lets an ensemble be evaluated"
+        raise InvalidArgumentError(f"the {self.name} task cannot score outputs apart from its model (it has no `score`): evaluate its models one by one")
+    def predict_many(self, learns:list, table, tta:bool=False, **options):
+        "Several models' outputs made one, the way the task's outputs allow (default: averaged, as class probabilities are)"
+        from medfast.inference.ensemble import mean_outputs
+        return mean_outputs([self.predict(l, table, tta, **options) for l in learns])
+    def decision(self, learn, out, table):
+        "The decision rule's values (thresholds) fitted on outputs `out` of a labelled table, for `decide`; None: the model's own rule"
+        return None
 
 class Task(Hooks):
     "One kind of problem: the parts the engine needs (the table above); optional hooks come from `Hooks`"

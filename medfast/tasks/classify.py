@@ -6,8 +6,8 @@
 __all__ = ['OBJECTIVES', 'XRAY', 'M3D', 'RULES', 'FOLDER', 'CSV', 'NPZ', 'SUBMISSION', 'BF16_REASONS', 'TASK', 'ClassifyParams',
            'csv_volumes', 'npz_row_shape', 'check_volume_rows', 'fixed_labels', 'image_size', 'upright', 'volume_size',
            'volume_spacing', 'ClassifyOptions', 'BinaryLogitLoss', 'volume_prep', 'Classify', 'train_prior',
-           'label_indices', 'prior_adapted', 'fit_decision', 'set_size', 'progressive_resize', 'prediction_table',
-           'gradcam_items', 'plot_gradcam', 'plot_batch', 'shift_tables', 'classify_report']
+           'label_indices', 'prior_adapted', 'decision_thresholds', 'fit_decision', 'set_size', 'progressive_resize',
+           'prediction_table', 'gradcam_items', 'plot_gradcam', 'plot_batch', 'shift_tables', 'classify_report']
 
 # %% ../../nbs/08_tasks.classify.ipynb #5505b5e7
 import dataclasses, warnings
@@ -304,11 +304,13 @@ class Classify(Task):
             probs = table_preds(learn, table, tta=tta)
         return prior_adapted(learn, probs) if adapt_prior else probs
     def decide(self, learn, probs): return np.asarray(list(learn.dls.vocab))[predict_labels(probs, learn.run_record.thresholds)]
-    def evaluate(self, learn, table, tta=False, adapt_prior=False):
-        vocab = list(map(str, learn.dls.vocab)); probs, y = self.predict(learn, table, tta, adapt_prior), label_indices(table, list(learn.dls.vocab))
+    def evaluate(self, learn, table, tta=False, adapt_prior=False): return self.score(learn, self.predict(learn, table, tta, adapt_prior), table, adapt_prior)
+    def score(self, learn, probs, table, adapt_prior=False):
+        vocab = list(map(str, learn.dls.vocab)); y = label_indices(table, list(learn.dls.vocab))
         out = classification_metrics(probs, y, vocab=vocab, thresholds=learn.run_record.thresholds)
         out |= dict(adapted_prior=learn.run_record.adapted_prior) if adapt_prior else {}
         return out | dict(shift=shift_report(probs, y, train_prior(learn), groups=table['group'] if 'group' in table else None, vocab=vocab))
+    def decision(self, learn, probs, table): return decision_thresholds(learn, probs, table) if learn.run_record.params.thresholds else None
     def rows(self, learn, table): return prediction_table(learn, table)
     def report(self, learn, rows, table): return classify_report(learn, rows, table)
     def upgrade(self, name, params, spec):
@@ -345,12 +347,17 @@ def prior_adapted(learn:Learner, probs) -> np.ndarray:
     learn.run_record.adapted_prior = dict(zip(map(str, learn.dls.vocab), (round(float(v), 4) for v in est)))
     return q
 
-def fit_decision(learn:Learner, tta:bool=False) -> np.ndarray:
-    "Fit the decision thresholds on the validation split's expected grade (kappa-maximizing, or Youden's for `thresholds='balanced'`); they go to `learn.run_record.thresholds`"
-    v = learn.dls.valid_ds.items; y, s = label_indices(v, list(learn.dls.vocab)), expected_grade(TASK.predict(learn, v, tta))
-    thr = [youden_threshold(y, s)] if learn.run_record.params.thresholds == 'balanced' else fit_thresholds(y, s, n_classes=learn.dls.c)
-    learn.run_record.thresholds = [round(float(t), 5) for t in thr]
-    return thr
+def decision_thresholds(learn:Learner, probs, table:pd.DataFrame) -> list:
+    "Decision thresholds fitted on the expected grade of probabilities of a labelled table: kappa-maximizing cut points, or Youden's for `thresholds='balanced'`"
+    y, s = label_indices(table, list(learn.dls.vocab)), expected_grade(probs)
+    thr = [youden_threshold(y, s)] if learn.run_record.params.thresholds == 'balanced' else fit_thresholds(y, s, n_classes=len(learn.dls.vocab))
+    return [round(float(t), 5) for t in thr]
+
+def fit_decision(learn:Learner, tta:bool=False) -> list:
+    "Fit the decision thresholds on the validation split (`decision_thresholds`); they go to `learn.run_record.thresholds`"
+    v = learn.dls.valid_ds.items
+    learn.run_record.thresholds = decision_thresholds(learn, TASK.predict(learn, v, tta), v)
+    return learn.run_record.thresholds
 
 # %% ../../nbs/08_tasks.classify.ipynb #3bbd0bbc
 def set_size(learn:Learner, size:int, item_size:int|None=None, preload:bool=True) -> Learner:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COCO', 'BOXES', 'TASK', 'DetectParams', 'batch_targets', 'DetectionTargets', 'DetectionLoss', 'box_rows', 'Detect',
-           'predict_boxes', 'evaluate_detector']
+           'predict_boxes', 'evaluate_detector', 'box_metrics', 'fuse_box_tables']
 
 # %% ../../nbs/08_tasks.detect.ipynb #e584a1df
 import dataclasses
@@ -23,6 +23,8 @@ from ..data.tables import blank_table
 from ..data.images import image_fingerprint
 from ..data.boxes import read_coco, detection_dls
 from ..engine.params import Params, param, register_recipe
+from ..inference.ensemble import weighted_boxes_fusion
+from ..engine.learner import predict as learner_predict
 from ..engine.task import Task, Input, Output
 from ..engine.inputs import TableOptions, IDS, IMAGES
 
@@ -88,7 +90,7 @@ def box_rows(pred:pd.DataFrame) -> pd.DataFrame:
 
 def _write_boxes(learn, table, out, **kw) -> dict:
     "Every predicted box of every image as one CSV row"
-    pred = predict_boxes(learn, table, bs=learn.run_record.params.bs)
+    pred = learner_predict(learn, table)                                # a model's boxes, or an ensemble's fused
     b = box_rows(pred)
     atomic_write(out, lambda tmp: b.to_csv(tmp, index=False))
     return dict(boxes=str(out), images=len(pred), rows=len(b), counts={str(k): int(v) for k, v in b.label.value_counts().sort_index().items()})
@@ -122,6 +124,8 @@ class Detect(Task):
     def spec(self, learn): return dict(vocab=list(learn.dls.vocab))
     def predict(self, learn, table, tta=False): return predict_boxes(learn, table, bs=learn.run_record.params.bs)
     def evaluate(self, learn, table, tta=False): return evaluate_detector(learn, table)
+    def score(self, learn, boxes, table): return box_metrics(learn, boxes, table)
+    def predict_many(self, learns, table, tta=False): return fuse_box_tables([self.predict(l, table) for l in learns])
 
 TASK = Detect()
 
@@ -161,8 +165,26 @@ def evaluate_detector(learn, df:pd.DataFrame, # Box table with the true `bboxes`
                       score_thresh:float=0.01, # Lowest score counted (low: mAP integrates over all thresholds)
                      ) -> dict:
     "`detection_metrics` (map50, map, AP@0.5 per class) of `learn` on a labelled box table, in original pixels"
+    return box_metrics(learn, predict_boxes(learn, df, score_thresh=score_thresh), df)
+
+def box_metrics(learn, pred:pd.DataFrame, # Predicted boxes of `df`'s rows (`predict_boxes`, `fuse_box_tables`)
+                df:pd.DataFrame, # The labelled box table
+               ) -> dict:
+    "`detection_metrics` of predicted boxes against a labelled table's, for the classes of `learn`"
     vocab = list(learn.dls.vocab)
     unknown = sorted({l for ls in df['labels'] for l in ls} - set(vocab))
     if unknown: raise InvalidArgumentError(f"labels unknown to the model: {', '.join(map(str, unknown))} (the model knows {', '.join(vocab[1:])})")
-    p = predict_boxes(learn, df, score_thresh=score_thresh)
-    return detection_metrics([(b, s, l) for b, s, l in zip(p.bboxes, p.scores, p.labels)], list(zip(df.bboxes, df.labels)), classes=vocab[1:])
+    return detection_metrics([(b, s, l) for b, s, l in zip(pred.bboxes, pred.scores, pred.labels)], list(zip(df.bboxes, df.labels)), classes=vocab[1:])
+
+def fuse_box_tables(preds:list, # Box tables of the same rows from several models (`predict_boxes`)
+                    iou_thr:float=.55, # Weighted boxes fusion's overlap (`medfast.inference.ensemble.weighted_boxes_fusion`)
+                    max_dets:int=100, # Most boxes per image
+                   ) -> pd.DataFrame:
+    "One box table: each image's boxes of all the models fused by weighted boxes fusion"
+    if len({len(p) for p in preds}) != 1: raise InvalidArgumentError(f"the models' box tables differ in length ({', '.join(str(len(p)) for p in preds)}): they must predict the same images")
+    rows = []
+    for k in range(len(preds[0])):
+        b, s, l = weighted_boxes_fusion([np.asarray(p.bboxes.iloc[k], dtype=float).reshape(-1, 4) for p in preds], [p.scores.iloc[k] for p in preds],
+                                        [p.labels.iloc[k] for p in preds], iou_thr=iou_thr)
+        rows.append(dict(bboxes=b[:max_dets].tolist(), scores=s[:max_dets].tolist(), labels=list(l[:max_dets])))
+    return preds[0].assign(**pd.DataFrame(rows, index=preds[0].index))

@@ -131,24 +131,27 @@ def _probs(learn, items, tta:bool, bs:int) -> torch.Tensor:
         if tta: p = (p + learn.get_preds(dl=dl, cbs=[FlipTTA()])[0])/2
     return p.float()
 
-def predict_masks(learn, table:pd.DataFrame, # Table with `item` (and `width`, `height`)
+def predict_masks(learn, # A segmenter, or a list of them (an ensemble)
+                  table:pd.DataFrame, # Table with `item` (and `width`, `height`)
                   tta:bool=False, # Average with the flipped image's prediction
                   components:int|None=None, # Keep this many largest regions per class (default: the recipe's)
                   holes:bool|None=None, # Fill the holes of each class (default: the recipe's `fill_holes`)
                   bs:int|None=None, # Batch size (default: the recipe's)
                   chunk:int=64, # Images predicted at a time (bounds memory)
                  ):
-    "One uint8 mask per row at the original image size, in the table's order"
+    "One uint8 mask per row at the original image size, in the table's order; several models (a list): their class probabilities averaged before the argmax"
     if 'item' not in table: raise InvalidArgumentError("predict_masks needs an `item` column")
-    p = learn.run_record.params
+    learns = list(learn) if isinstance(learn, (list, tuple)) else [learn]
+    p = learns[0].run_record.params
     comp = p.components if components is None else components
     holes = p.fill_holes if holes is None else holes
     sizes, items, out = _sizes(table), list(table['item']), []
+    up = lambda q, h, w: F.interpolate(q[None], size=(h, w), mode='bilinear', align_corners=False)[0]
     for i in range(0, len(items), chunk):
-        pr = _probs(learn, items[i:i + chunk], tta, bs or p.bs or learn.dls.bs)
-        for pj, (h, w) in zip(pr, sizes[i:i + chunk]):
-            out.append(clean_mask(F.interpolate(pj[None], size=(h, w), mode='bilinear', align_corners=False)[0].argmax(0).numpy().astype(np.uint8),
-                                  pj.shape[0], comp, holes))
+        prs = [_probs(l, items[i:i + chunk], tta, bs or l.run_record.params.bs or l.dls.bs) for l in learns]
+        for j, (h, w) in enumerate(sizes[i:i + chunk]):
+            pj = sum(up(pr[j], h, w) for pr in prs)/len(prs)
+            out.append(clean_mask(pj.argmax(0).numpy().astype(np.uint8), pj.shape[0], comp, holes))
     return out
 
 def mask_scores(learn, table:pd.DataFrame, # Table with `item` and `mask`
@@ -200,16 +203,19 @@ def _prep(p) -> VolumePrep:
     "How the parameters `p` prepare each volume (its label map follows): oriented, resampled to `spacing`, normalized, kept at its size"
     return VolumePrep(shape=None, spacing=p.spacing, crop=False, normalize=p.normalize)
 
-def predict_volumes(learn, table:pd.DataFrame, # Table with `item` (NIfTI or .npy volumes)
+def predict_volumes(learn, # A 3D segmenter, or a list of them (an ensemble)
+                    table:pd.DataFrame, # Table with `item` (NIfTI or .npy volumes)
                     overlap:float=.5, mode:str='gaussian', components:int|None=None) -> list:
-    "One uint8 mask per volume at its own shape (on the grid of `spacing` when given), by sliding-window inference with blending"
-    p = learn.run_record.params
-    comp, prep = p.components if components is None else components, _prep(p)
-    model, out = learn.model.eval(), []
+    "One uint8 mask per volume at its own shape (on the grid of `spacing` when given), by sliding-window inference with blending; several models (a list): their class probabilities averaged before the argmax"
+    learns = list(learn) if isinstance(learn, (list, tuple)) else [learn]
+    p = learns[0].run_record.params
+    comp, out = p.components if components is None else components, []
+    def probs(l, o):
+        q = l.run_record.params
+        return sliding_window(l.model.eval(), torch.from_numpy(_prep(q)(o)), shape3(q.size), overlap, mode, activation=lambda y: y.softmax(1))
     for o in table['item']:
-        x = torch.from_numpy(prep(o))
-        m = sliding_window(model, x, shape3(p.size), overlap, mode, activation=lambda y: y.softmax(1)).argmax(0).numpy().astype(np.uint8)
-        out.append(clean_mask(m, len(learn.dls.vocab), comp, p.fill_holes))
+        m = (sum(probs(l, o) for l in learns)/len(learns)).argmax(0).numpy().astype(np.uint8)
+        out.append(clean_mask(m, len(learns[0].dls.vocab), comp, p.fill_holes))
     return out
 
 def mask_codes(fp:dict, p) -> tuple|None:
@@ -249,7 +255,10 @@ class Segment(Task):
     def spec(self, learn): return dict(codes=list(learn.dls.vocab), stats=normalize_stats(learn.dls))
     def predict(self, learn, table, tta=False):
         return predict_volumes(learn, table) if learn.run_record.params.dim == 3 else predict_masks(learn, table, tta=tta)
-    def evaluate(self, learn, table, tta=False): return summarize_scores(mask_scores(learn, table, preds=self.predict(learn, table, tta)))
+    def evaluate(self, learn, table, tta=False): return self.score(learn, self.predict(learn, table, tta), table)
+    def score(self, learn, masks, table): return summarize_scores(mask_scores(learn, table, preds=masks))
+    def predict_many(self, learns, table, tta=False):
+        return predict_volumes(learns, table) if learns[0].run_record.params.dim == 3 else predict_masks(learns, table, tta=tta)
     def rows(self, learn, table): return mask_scores(learn, table, preds=self.predict(learn, table))
     def report(self, learn, rows, table):
         if rows is not None and 'scored' in rows: rows = rows[rows['scored'].astype(bool)]            # images with something to score
