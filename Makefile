@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README.md):
 #   make run    the main job: train the chest X-ray model, evaluate it, write a run folder with its report
-#   make test   the whole test suite (make test SLOW=1 also runs the slow cells and the tutorials at full size)
+#   make test   the whole test suite, one worker per core (at most 4; JOBS=1: one by one); SLOW=1 also runs the slow cells and the tutorials at full size
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,6 +9,7 @@ PRESET ?= chest_xray
 RECIPE ?= xray_quick
 RUN    ?= runs/$(notdir $(patsubst %/,%,$(dir $(DATA))))-$(shell date +%Y%m%d-%H%M%S)
 SLOW   ?=
+JOBS   ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
 
 .PHONY: run test install sync bench clean
 
@@ -26,7 +27,7 @@ run: $(BIN)/.installed
 	$(BIN)/medfast train --folder $(DATA) $(if $(PRESET),--preset $(PRESET)) --recipe $(RECIPE) --run $(RUN)
 
 test: $(BIN)/.installed
-	MEDFAST_SLOW=$(SLOW) $(BIN)/python -m pytest
+	MEDFAST_SLOW=$(SLOW) $(BIN)/python -m pytest $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadgroup)
 
 # regenerate the library and README from the notebooks, strip notebook metadata, and BENCHMARKS.md from bench/results
 sync: $(BIN)/.installed

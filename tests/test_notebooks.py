@@ -8,6 +8,9 @@ What the summary says:
 - **failed**: the message names the notebook, the cell (number and first line) and the error; later cells still run, so every
   failing cell is listed, the first with its traceback.
 
+`make test` runs the notebooks in parallel, one pytest-xdist worker per core (at most 4: `make test JOBS=1` runs them one by one),
+each worker with its share of the cores for torch (`tests/conftest.py`).
+
 One switch runs the slow cells (tagged `#| slow`) and the tutorials' full-size runs: `MEDFAST_SLOW=1` (`make test SLOW=1`).
 Nothing downloads weights during the tests: `MEDFAST_OFFLINE=1` is set here (local checkpoint files only).
 """
@@ -54,7 +57,9 @@ def run_notebook(path:Path):
             fails.append((i, first_line(cell), sh.exc, ''.join(traceback.format_exception(sh.exc))))
     return fails
 
-@pytest.mark.parametrize('nb', NBS, ids=[p.stem for p in NBS])
+WHEEL = ('09_app.kaggle',) # notebooks that build medfast's wheel in the source tree: one worker runs them and tests/test_package.py (`make test` runs in parallel)
+
+@pytest.mark.parametrize('nb', [pytest.param(p, marks=pytest.mark.xdist_group('wheel')) if p.stem in WHEEL else p for p in NBS], ids=[p.stem for p in NBS])
 def test_notebook(nb):
     import medfast.core
     fails = run_notebook(nb)

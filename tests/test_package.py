@@ -84,6 +84,7 @@ def bundle(tmp_path_factory):
     assert any(w.startswith('pylibjpeg_libjpeg') for w in info['wheels']) and (out/'README.md').is_file()
     return out
 
+@pytest.mark.xdist_group('wheel')                  # builds the wheel in the source tree, as 09_app.kaggle does: never both at once
 def test_kaggle_bundle_installs_offline(kaggle_env, bundle, tmp_path):
     py, cwd = kaggle_env, tmp_path
     # 1. medfast alone, no index: dependencies from the environment

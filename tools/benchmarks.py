@@ -195,15 +195,18 @@ def generality(rows):
             f"X-rays at 28 px grey, a patient split). What the plan changed: {ch}.\n\n{t}")
 
 def folds(rows):
-    f = lambda v: '' if v is None else f'{v:.4f}' if isinstance(v, float) else str(v)
-    t = table(['dataset', 'metric', 'CV mean', 'CV std', 'held out: ensemble', 'held out: single (mean)', 'single min..max', 'within CV mean +- 2 std', 'ensemble gain'],
-              [[r['dataset'], r['metric'], f(r['cv_mean']), f(r['cv_std']), f(r['held_ensemble']), f(r['held_single_mean']),
-                f"{f(r['held_single_min'])}..{f(r['held_single_max'])}", {True: 'yes', False: 'no', None: ''}[r['within_2std']], f(r['gain'])] for r in rows])
-    runs = '; '.join(dict.fromkeys(f"{r['dataset']}: {r['folds']} folds, size {r['size']}, epochs per fold {r['epochs']}, {r['run_minutes']} min in all, {r['held_out']} held out" for r in rows))
+    f = lambda v: '' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)
+    yn = {True: 'yes', False: 'no', None: '', 'True': 'yes', 'False': 'no'}   # 'True': numpy booleans written as text by an earlier bench/folds.py
+    t = table(['dataset', 'metric', 'CV mean', 'CV std', 'held out: ensemble', 'its 95% interval', 'held out: single (mean)', 'single min..max',
+               'within CV mean +- 2 std', 'within 2 combined SE', 'ensemble gain'],
+              [[r['dataset'], r['metric'], f(r['cv_mean']), f(r['cv_std']), f(r['held_ensemble']), f"{f(r['held_ci95'][0])}..{f(r['held_ci95'][1])}",
+                f(r['held_single_mean']), f"{f(r['held_single_min'])}..{f(r['held_single_max'])}", yn[r['within_2std']], yn[r['within_2se']], f(r['gain'])] for r in rows])
+    runs = '; '.join(dict.fromkeys(f"{r['dataset']}: {r['folds']} folds at {'/'.join(map(str, r['size'] if isinstance(r['size'], list) else [r['size']]))} px, epochs per fold {', '.join(map(str, r['epochs']))}, {r['train_minutes']} min of training in all, {r['held_out']} held out" for r in rows))
     return ("What `medfast train DATA --folds K --run RUN` does with no other flag (the planned recipe; one time budget for all K models), then "
             "`medfast evaluate RUN` on a held-out part no model saw (RetinaMNIST: its official val split; chest X-rays: 20% of the patients). "
             "The cross-validation score is each fold's model on its own validation fold; the ensemble averages the K models' probabilities. "
-            f"{runs}.\n\n{t}")
+            "The held-out interval is a bootstrap over the held-out rows (its sampling error, which the CV std does not include); "
+            f"'within 2 combined SE' compares the gap with 2 sqrt(CV std^2 + held-out SE^2). {runs}.\n\n{t}")
 
 SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Which decoders read which compressed DICOM files', decoders),
             ('chest_xray', 'Chest X-ray pneumonia classification', chest_xray), ('retinopathy', 'Diabetic retinopathy grading', retinopathy),

@@ -81,7 +81,8 @@ def train_folds(table:pd.DataFrame, # Item table (every row goes to one fold; it
     "Train K models on patient-grouped folds; write the out-of-fold predictions, the cross-validation score, the ensemble and the report; returns `metrics.json`"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     p = recipe.params if isinstance(recipe, Plan) else get_recipe(recipe).params
-    table, budget = _fold_state(folder, table, folds, overrides.get('seed') or p.seed, budget, resume)
+    seed = p.seed if overrides.get('seed') is None else overrides['seed']
+    table, budget = _fold_state(folder, table, folds, seed, budget, resume)
     if isinstance(recipe, Plan) and not resume: atomic_write(folder/'plan.json', json_text(recipe.to_dict(), indent=1))
     members, valids, outs, t0 = [], [], [], time.perf_counter()
     for i in range(folds):
