@@ -84,7 +84,7 @@ def train_folds(table:pd.DataFrame, # Item table (every row goes to one fold; it
     seed = p.seed if overrides.get('seed') is None else overrides['seed']
     table, budget = _fold_state(folder, table, folds, seed, budget, resume)
     if isinstance(recipe, Plan) and not resume: atomic_write(folder/'plan.json', json_text(recipe.to_dict(), indent=1))
-    members, valids, outs, t0 = [], [], [], time.perf_counter()
+    members, valids, outs = [], [], []
     for i in range(folds):
         _say(f"fold {i + 1} of {folds}: {int((table.fold != i).sum())} training rows, {int((table.fold == i).sum())} validation rows")
         learn, valid = _train_fold(table, recipe, i, folder/f'fold_{i}', budget/folds if budget else None, data, overrides)
@@ -96,12 +96,13 @@ def train_folds(table:pd.DataFrame, # Item table (every row goes to one fold; it
 def _fold_results(folder:Path, members, valids, thresholds, oof, data) -> dict:
     "The run's out-of-fold predictions, ensemble, `metrics.json` and report"
     k, cv = len(members), cv_score(valids)
-    rows = pd.concat([read_run(folder/f'fold_{i}')[1].assign(fold=i) for i in range(k)])
-    atomic_write(folder/'predictions.csv', lambda t: rows.to_csv(t, index=False))
+    runs = [read_run(folder/f'fold_{i}') for i in range(k)]
+    rows = [p.assign(fold=i) for i, (_, p) in enumerate(runs) if p is not None]                # a task without per-item rows writes none
+    if rows: atomic_write(folder/'predictions.csv', lambda t: pd.concat(rows).to_csv(t, index=False))
     export_ensemble([folder/f'fold_{i}'/'model.pt' for i in range(k)], folder/'ensemble.json', thresholds, cv=cv, folds=k)
-    rr, minutes = members[0].run_record, sum(read_run(folder/f'fold_{i}')[0]['train_minutes'] for i in range(k))
+    rr, minutes = members[0].run_record, sum(m['train_minutes'] for m, _ in runs)
     info = dict(task=rr.task, recipe=rr.recipe, params=rr.params.to_dict(), data=data, folds=k, valid={m: v['mean'] for m, v in cv.items()}, cv=cv,
-                thresholds=thresholds, date=time.strftime('%Y-%m-%d %H:%M'), rows=len(rows), machine=machine_info(), train_minutes=round(minutes, 2),
-                model=str(folder/'ensemble.json'))
+                thresholds=thresholds, date=time.strftime('%Y-%m-%d %H:%M'), rows=sum(map(len, rows)) if rows else None, machine=machine_info(),
+                train_minutes=round(minutes, 2), model=str(folder/'ensemble.json'))
     atomic_write(folder/'metrics.json', json_text(info, indent=1))
     return info | write_report(folder, members[0], oof[[c for c in ('item', 'label', 'mask') if c in oof]])

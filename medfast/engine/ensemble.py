@@ -66,14 +66,16 @@ def load_ensemble(path) -> Ensemble:
     "The ensemble of an ensemble file, each member checked against the checksum it was recorded with"
     f = Path(path)
     d = json.loads(f.read_text())
-    if d.get('format_version') != ENSEMBLE_VERSION or not isinstance(d.get('members'), list) or not d['members']:
+    if d.get('format_version') != ENSEMBLE_VERSION or not isinstance(d.get('members'), list) or not d['members'] or not all(isinstance(m, dict) and {'model', 'spec_sha256'} <= set(m) for m in d['members']):
         raise ModelFormatError(f"{f}: not an ensemble file this medfast reads (format_version {d.get('format_version')!r}, members {type(d.get('members')).__name__})")
     if d.get('spec_sha256') != spec_checksum(d): raise ModelFormatError(f"{f}: the ensemble file was changed after it was written (its checksum does not match)")
     members = []
     for m in d['members']:
         s = f.parent/m['model']
         if not s.is_file(): raise ModelFormatError(f"{f}: its member {m['model']} is missing ({s}): keep the ensemble's folder whole")
-        if json.loads(s.read_text()).get('spec_sha256') != m['spec_sha256']: raise ModelFormatError(f"{f}: its member {m['model']} was replaced or retrained since the ensemble was written")
+        try: same = json.loads(s.read_text()).get('spec_sha256') == m['spec_sha256']
+        except (ValueError, AttributeError): same = False                                   # not JSON, or not a spec: not the member it was
+        if not same: raise ModelFormatError(f"{f}: its member {m['model']} was replaced or retrained since the ensemble was written")
         members.append(load_model(s))
     return Ensemble(members, d.get('thresholds'), {k: v for k, v in d.items() if k not in ('format', 'format_version', 'spec_sha256')})
 
