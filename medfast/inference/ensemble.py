@@ -28,9 +28,9 @@ def _iou(box, boxes) -> np.ndarray:
     area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None)*np.clip(b[..., 3] - b[..., 1], 0, None)
     return inter/np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
-def _fuse(boxes, scores) -> tuple:
-    "The score-weighted mean box of a cluster and its mean score"
-    return (boxes*scores[:, None]).sum(0)/max(scores.sum(), 1e-12), scores.mean()
+def _fuse(boxes, scores) -> np.ndarray:
+    "The score-weighted mean box of a cluster"
+    return (boxes*scores[:, None]).sum(0)/max(scores.sum(), 1e-12)
 
 def weighted_boxes_fusion(boxes:list, # Per member: an (n, 4) array of xyxy boxes (any units, the same for all)
                           scores:list, # Per member: (n,) scores
@@ -52,7 +52,7 @@ def weighted_boxes_fusion(boxes:list, # Per member: an (n, 4) array of xyxy boxe
             iou = _iou(b, fused) if len(fused) else np.zeros(0)
             if len(iou) and iou.max() > iou_thr:
                 k = int(iou.argmax()); clusters[k].append((b, s))
-                fused[k] = _fuse(np.stack([c[0] for c in clusters[k]]), np.array([c[1] for c in clusters[k]]))[0]
+                fused[k] = _fuse(np.stack([c[0] for c in clusters[k]]), np.array([c[1] for c in clusters[k]]))
             else: clusters.append([(b, s)]); fused = np.vstack([fused, b])
         for c, f in zip(clusters, fused):
             s = np.array([x[1] for x in c]).mean()*min(w.sum(), len(c))/w.sum()
