@@ -172,6 +172,23 @@ def segmentation(r):
                          [[f"{c['minutes']} min", c['train_images_per_s'], f"{c['dice']:.4f}", f"{c['dice_median']:.4f}", f"{c['dice_min']:.4f}", f"{c['iou']:.4f}", c['hd95']]]))
     return '\n\n'.join(out)
 
+def segmentation3d(r):
+    out = []
+    if 'window' in r:
+        out.append("(a) Sliding-window inference with one network (medfast's planned 3D U-Net, random weights) and one window "
+                   f"({'x'.join(map(str, r['patch']))}, overlap 0.5, Gaussian, 4 windows per pass): medfast's `sliding_window` against MONAI's "
+                   "`sliding_window_inference`, alternated, best of the repeats; ratio above 1: medfast faster. Argmax agreement: the share of voxels "
+                   "whose most probable class is the same in both outputs.\n\n" +
+                   table(['input', 'volumes', 'voxels', 'medfast Mvoxels/s', 'MONAI Mvoxels/s', 'ratio', 'argmax agreement'],
+                         [[w['input'], w['volumes'], w['voxels'], w['medfast_mvox_s'], w['monai_mvox_s'], f"{w['ratio']}x", w['argmax_agreement']] for w in r['window']]))
+    if 'train' in r:
+        c = r['cases']
+        out.append(f"(b) Training at one wall-time budget on the same {c['train']} cases, then each of the {c['valid']} held-out cases (a fifth, by case) "
+                   "segmented on its own grid and scored by the same code, Dice per class (a class absent from both scores 1, from one 0):\n\n" +
+                   table(['side', 'train min', 'epochs', 'Dice anterior', 'Dice posterior', 'mean Dice', 'inference s per volume'],
+                         [[t['side'], t['train_minutes'], t['epochs'], f"{t['anterior']:.4f}", f"{t['posterior']:.4f}", f"{t['mean']:.4f}", t['infer_s_per_volume']] for t in r['train']]))
+    return '\n\n'.join(out)
+
 def segmentation_cv(r):
     c = r['cv']
     t = table(['fold', 'held-out patients', 'images', 'mean Dice', 'worst Dice', 'IoU', 'HD95 (px)', 'train + evaluate min'],
@@ -214,6 +231,7 @@ SECTIONS = [('dicom_read', 'DICOM reading speed', dicom_read), ('decoders', 'Whi
             ('volume_patches', '3D volumes at real size: patches from the memory-mapped cache', volume_patches), ('detection', 'Chest X-ray detection: lung boxes', detection),
             ('segmentation', 'Lung segmentation', segmentation),
             ('segmentation_cv', 'Lung segmentation: cross-validation by patient', segmentation_cv),
+            ('segmentation3d', '3D segmentation: hippocampus, against MONAI', segmentation3d),
             ('scale', 'Scale: the image cache against dataset size, parallel decoding, two processes', scale),
             ('gpu', 'GPU training throughput', gpu), ('generality', 'Generality of the default: the planned recipe across datasets', generality),
             ('folds', 'Folds and ensembles: the cross-validation score against held-out data', folds)]

@@ -23,8 +23,8 @@ from fastai.torch_core import TensorMask
 
 from ..core import InvalidArgumentError, DataMissingError, cache_dir
 from ..io.images import NpzItem, BlankItem, read_npz
-from ..io.series import VolumeArray, SeriesReadError, reorient
-from ..io.nifti import load_volume, AXIAL
+from ..io.series import VolumeArray, SeriesReadError, reorient, unorient
+from ..io.nifti import load_volume, volume_geometry, from_affine, AXIAL
 from ..io.masks import IGNORE
 from ..transforms.spatial import resample_volume, crop_background, resize_volume, window, window_start, suggest
 from ..transforms.volume import TensorVolume, normalize_volume, stack_sequences, volume_aug
@@ -83,8 +83,9 @@ class VolumePrep:
     def label_map(self, v, src) -> np.ndarray:
         "A volume of class indices as uint8, on the grid of `spacing` (nearest neighbour)"
         a = np.asarray(v)
-        if a.dtype.kind not in 'biu' or (a.size and (a.min() < 0 or a.max() > 255)):
-            raise InvalidArgumentError(f"{src}: a mask of class indices 0..255 was expected, not {a.dtype} {a.min()}..{a.max()}")
+        whole = a.dtype.kind in 'biu' or (a.dtype.kind == 'f' and np.isfinite(a).all() and (a == np.round(a)).all())   # label maps stored as floats (common in NIfTI) hold whole numbers
+        if not whole or (a.size and (a.min() < 0 or a.max() > 255)):
+            raise InvalidArgumentError(f"{src}: a mask of class indices 0..255 was expected, not {a.dtype} {a.min()}..{a.max()}" + ('' if whole else ' with fractions'))
         if self.shape is not None: raise InvalidArgumentError("a label map keeps its grid: resample it with `spacing`, not `shape`")
         if self.spacing is not None: v = resample_volume(v.like(a.astype(np.uint8)), self.spacing, mask=True)
         return np.ascontiguousarray(v, np.uint8)
@@ -94,6 +95,23 @@ class VolumePrep:
         if self.shape is None: raise InvalidArgumentError("stacking sequences needs a common shape")
         vols = {s: (self.one(Path(src)/s) if (Path(src)/s).is_dir() else None) for s in self.sequences}
         return stack_sequences(vols, self.sequences, self.missing)
+
+# %% ../../nbs/05_data.volumes.ipynb #47cd29ae
+@patch
+def restore(self:VolumePrep, a, # Array `(C,Z,Y,X)` (class probabilities, say) on the grid this prep gives `src`
+            src, # The source as stored: a NIfTI file, a DICOM series folder or an `.npy` file
+           ) -> np.ndarray:
+    "`a` on the grid `src` is stored on: resampled linearly to its voxels when `spacing` resampled it, the orientation undone (preps that keep every voxel)"
+    if self.shape is not None or self.crop: raise InvalidArgumentError("only a prep that keeps every voxel (shape=None, crop=False) can be undone")
+    g = volume_geometry(src)
+    v = from_affine(np.zeros(g['shape'], np.uint8), g['affine'], order=g['order'])
+    oriented = self.orient and v.order.startswith(('geometry', 'nifti'))
+    o = reorient(v) if oriented else v
+    a = np.asarray(a, np.float32)
+    if self.spacing is not None:
+        a = np.asarray(resample_volume(VolumeArray(a, spacing=tuple(np.broadcast_to(np.asarray(self.spacing, float), 3))), o.spacing, shape=o.shape, anti_alias=False))
+    if a.shape[-3:] != tuple(o.shape): raise InvalidArgumentError(f"{src}: an array of shape {a.shape[-3:]} is not on the grid this prep gives it ({tuple(o.shape)})")
+    return unorient(a, v) if oriented else a
 
 # %% ../../nbs/05_data.volumes.ipynb #69904c92
 class VolumeCache(ItemCache):
@@ -166,7 +184,7 @@ def default_cache_dir() -> Path:
 def volume_fingerprint(items, # Volume items: `NpzItem`s, NIfTI files or DICOM series folders
                        sample:int=64, # How many are opened (npz rows) or read by header (files)
                       ) -> dict:
-    "Shapes (Z,Y,X), and spacing for files, of a sample of volumes; intensities for npz rows"
+    "Shapes (Z,Y,X), and spacing for files (median, range, 10th percentile; the shape at the median spacing), of a sample of volumes; intensities for npz rows, the median 0.5th percentile of up to 8 files"
     pick = sample_items(items, sample)
     if isinstance(pick[0], NpzItem):
         arrays = [np.asarray(read_npz(i)) for i in pick]
@@ -174,8 +192,10 @@ def volume_fingerprint(items, # Volume items: `NpzItem`s, NIfTI files or DICOM s
         return dict(dim=3, sampled=len(arrays), shape_median=[int(x) for x in np.median(shapes, 0)], intensity=intensity_stats(arrays))
     s = suggest(pick)
     sp = np.stack(s['table'].spacing.tolist())
+    low = float(np.median([np.percentile(np.asarray(load_volume(i)), .5) for i in pick[:8]]))   # intensities: a few volumes read whole
     return dict(dim=3, sampled=len(pick), shape_median=list(s['shape']), spacing_median=[round(x, 3) for x in s['spacing']],
-                spacing_min=[round(float(x), 3) for x in sp.min(0)], spacing_max=[round(float(x), 3) for x in sp.max(0)])
+                spacing_min=[round(float(x), 3) for x in sp.min(0)], spacing_max=[round(float(x), 3) for x in sp.max(0)],
+                spacing_p10=[round(float(x), 3) for x in np.percentile(sp, 10, 0)], intensity_low=round(low, 1))
 
 # %% ../../nbs/05_data.volumes.ipynb #6426ee4d
 @patch

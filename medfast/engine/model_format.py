@@ -16,7 +16,7 @@ from .task import get_task
 from .learner import Learner, task_learner, task_of
 
 # %% ../../nbs/07_engine.model_format.ipynb #dd39bfe5
-FORMAT, FORMAT_VERSION = 'medfast-model', 3
+FORMAT, FORMAT_VERSION = 'medfast-model', 4
 _REQUIRED = ('format', 'format_version', 'task', 'arch', 'recipe', 'spec', 'weights')
 
 def model_files(path) -> tuple[Path, Path]:
@@ -60,12 +60,13 @@ def export(learn:Learner, path, # Where to write: `x` or `x.pt` writes `x.pt` an
     return spec
 
 # %% ../../nbs/07_engine.model_format.ipynb #6bab6a86
-def _upgrade(spec:dict) -> dict:
-    "A version-1 spec as version 2: the recipe's values become the task's parameters (the task says how, `Task.upgrade`)"
-    r = dict(spec['recipe']); name = r.pop('recipe', ''); r.pop('task', None)
+def _upgrade(spec:dict, v:int) -> dict:
+    "A spec of format version `v` as this version: version 1's recipe values become parameters; the task says how its own changed (`Task.upgrade`)"
+    if v == 1: r = dict(spec['recipe']); name = r.pop('recipe', ''); r.pop('task', None)
+    else: r, name = dict(spec['params']), spec['recipe']
     t = get_task(spec['task'])
-    params, data = t.upgrade(spec['task'], r, spec['spec'])
-    return spec | dict(format_version=2, task=t.name, recipe=name, params=params, spec=data)
+    params, data = t.upgrade(spec['task'], r, spec['spec'], v)
+    return spec | dict(format_version=FORMAT_VERSION, task=t.name, arch=params.get('arch', spec['arch']), recipe=name, params=params, spec=data)
 
 def _read_spec(s:Path) -> dict:
     try: spec = json.loads(s.read_text())
@@ -79,8 +80,8 @@ def _read_spec(s:Path) -> dict:
     values = spec['recipe'] if v == 1 else spec['params']
     if not isinstance(values, dict) or values.get('arch') != spec['arch']:
         raise ModelFormatError(f"{s}: the spec's arch {spec['arch']!r} and its parameters' {values.get('arch') if isinstance(values, dict) else None!r} disagree")
-    try: return _upgrade(spec) if v == 1 else spec
-    except (InvalidArgumentError, KeyError, TypeError, ValueError) as e: raise ModelFormatError(f"{s}: a version-1 spec that cannot be read ({type(e).__name__}: {e})") from None
+    try: return _upgrade(spec, v) if v < FORMAT_VERSION else spec
+    except (InvalidArgumentError, KeyError, TypeError, ValueError) as e: raise ModelFormatError(f"{s}: a version-{v} spec that cannot be read ({type(e).__name__}: {e})") from None
 
 def load_model(path, # `x`, `x.pt` or `x.json`
                cpu:bool=True, # Load onto the CPU (False: the default device)

@@ -6,7 +6,7 @@ from the throughput measured on this machine."""
 
 # %% auto #0
 __all__ = ['Choice', 'Plan', 'label_kind', 'training_rows', 'table_fingerprint', 'fingerprint', 'make_plan', 'colour',
-           'batch_seconds', 'budget_epochs', 'fit_budget']
+           'volume_spacing', 'batch_seconds', 'budget_epochs', 'fit_budget']
 
 # %% ../../nbs/07_engine.plan.ipynb #b9af65ae
 import copy, dataclasses, json, math, time, warnings
@@ -111,6 +111,18 @@ def colour(fp:dict, p) -> tuple|None:
     "Colour images train a colour model (3 channels), grey ones a grey model (1), from the fingerprint's share of colour images (`medfast.data.images.image_fingerprint`)"
     if 'colour' not in fp or 'channels' not in p.names() or not p.applies('channels'): return None
     return dict(channels=3 if fp['colour'] >= .5 else 1), f"{fp['colour']:.0%} of {fp['sampled'] - fp['unreadable']} sampled images are in colour"
+
+# %% ../../nbs/07_engine.plan.ipynb #64d280bf
+def volume_spacing(fp:dict, p) -> tuple|None:
+    "The target voxel spacing of volumes: kept when they share one, else the median (the 10th percentile on a much coarser axis)"
+    if fp.get('dim') != 3 or 'spacing_median' not in fp or 'spacing' not in p.names(): return None
+    lo, hi, med = np.array(fp['spacing_min']), np.array(fp['spacing_max']), np.array(fp['spacing_median'], float)
+    if (hi/lo).max() <= 1.1: return dict(spacing=None), f"every sampled volume has about the same spacing ({fp['spacing_median']} mm)"
+    why = f"spacings range from {fp['spacing_min']} to {fp['spacing_max']} mm (z y x): the median"
+    if med.max() > 3*med.min() and 'spacing_p10' in fp:
+        k = int(med.argmax()); med[k] = fp['spacing_p10'][k]
+        why += f", with axis {'zyx'[k]} (over 3 times the finest) at its 10th percentile, {med[k]:g} mm (nnU-Net's rule for anisotropic data)"
+    return dict(spacing=tuple(float(x) for x in med)), why
 
 # %% ../../nbs/07_engine.plan.ipynb #645e7e4b
 class _Timer(Callback):

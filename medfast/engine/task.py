@@ -41,7 +41,9 @@ class Hooks:
     def decide(self, learn, out): return out
     def rows(self, learn, table): return None
     def report(self, learn, rows, table): return ()
-    def upgrade(self, name:str, params:dict, spec:dict) -> tuple: return params, spec
+    def upgrade(self, name:str, params:dict, spec:dict, version:int) -> tuple:
+        "The parameters and data spec of a model saved in an older format `version` (under the task's former `name`), as this one reads them"
+        return params, spec
     def score(self, learn, out, table, **options) -> dict:
         "The task's metrics of outputs `out` (of `predict` or `predict_many`) against a labelled table; what lets an ensemble be evaluated"
         raise InvalidArgumentError(f"the {self.name} task cannot score outputs apart from its model (it has no `score`): evaluate its models one by one")

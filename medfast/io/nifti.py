@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FLIP_XY', 'SWAP_ZX', 'CONVENTIONS', 'AXIAL', 'NIFTI_EXTS', 'nifti_affine', 'medfast_affine', 'lps_to_ras', 'world',
            'from_affine', 'orientation', 'is_nifti', 'load_volume', 'nifti_header', 'nifti_image', 'save_volume',
-           'voxel_agreement']
+           'volume_geometry', 'check_same_grid', 'save_label_map', 'voxel_agreement']
 
 # %% ../../nbs/01_io.nifti.ipynb #6b487488
 import gzip
@@ -131,6 +131,48 @@ def save_volume(v:VolumeArray, # Volume `(Z,Y,X)` or `(T,Z,Y,X)`
     p = Path(path)
     if not is_nifti(p): raise InvalidArgumentError(f"{p}: a NIfTI file name ends in .nii or .nii.gz")
     data = nifti_image(v, nifti2).to_bytes()
+    return atomic_write(p, gzip.compress(data, 6, mtime=0) if p.name.lower().endswith('.gz') else data)
+
+# %% ../../nbs/01_io.nifti.ipynb #82e31365
+def volume_geometry(path) -> dict:
+    "Shape (Z,Y,X), medfast affine, orientation ('RAS', 'LPS', ...) and `order` (how `load_volume` read it) of a volume source: the header alone for NIfTI"
+    p = Path(path)
+    if is_nifti(p) and p.is_file():
+        try: img = _nib().load(str(p))
+        except Exception as e: raise ImageReadError(p, f"not a readable NIfTI file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        shape, a, order = tuple(int(n) for n in img.shape[:3][::-1]), medfast_affine(img.affine), 'nifti'
+    else: v = load_volume(p); shape, a, order = tuple(v.shape[-3:]), v.affine, v.order
+    from nibabel.orientations import aff2axcodes
+    return dict(shape=shape, affine=a, orientation=''.join(aff2axcodes(nifti_affine(a))), order=order)
+
+def check_same_grid(image, mask, # The image source and its label map
+                    atol:float=1e-3, # Largest difference of the affines, in mm
+                   ) -> dict:
+    "The pair's geometry (the image's) when the label map lies on the image's grid; `InvalidArgumentError` naming both files and what differs"
+    gi, gm = volume_geometry(image), volume_geometry(mask)
+    why = (f"shape {'x'.join(map(str, gm['shape']))} against the image's {'x'.join(map(str, gi['shape']))}" if gm['shape'] != gi['shape'] else
+           f"orientation {gm['orientation']} against the image's {gi['orientation']}" if gm['orientation'] != gi['orientation'] else
+           f"affine differs from the image's by up to {np.abs(gm['affine'] - gi['affine']).max():.3g} mm (tolerance {atol:g})" if not np.allclose(gm['affine'], gi['affine'], atol=atol, rtol=0) else None)
+    if why: raise InvalidArgumentError(f"{mask}: the label map does not lie on the grid of its image {image}: {why}")
+    return gi
+
+def save_label_map(mask:np.ndarray, # Class indices `(Z,Y,X)` on the source's own grid (as `load_volume` reads it)
+                   source, # The image it was predicted from: NIfTI, DICOM series folder or `.npy`
+                   path, # `.nii` or `.nii.gz` file to write
+                  ) -> Path:
+    "`mask` as a uint8 NIfTI with the source's affine and header (NIfTI sources), or its geometry (others); atomic"
+    p, src, m = Path(path), Path(source), np.asarray(mask, np.uint8)
+    if not is_nifti(p): raise InvalidArgumentError(f"{p}: a NIfTI file name ends in .nii or .nii.gz")
+    if not (is_nifti(src) and src.is_file()):
+        v = load_volume(src)
+        if tuple(v.shape[-3:]) != m.shape: raise InvalidArgumentError(f"{p}: the mask is {m.shape} but its source {src} is {tuple(v.shape[-3:])} (z, y, x)")
+        return save_volume(from_affine(m, v.affine), p)
+    nib = _nib(); img = nib.load(str(src))
+    if tuple(img.shape[:3][::-1]) != m.shape: raise InvalidArgumentError(f"{p}: the mask is {m.shape} but its source {src} is {tuple(img.shape[:3][::-1])} (z, y, x)")
+    hdr = img.header.copy(); hdr.set_data_dtype(np.uint8)
+    out = type(img)(m.transpose(2, 1, 0), img.affine, hdr)
+    out.header.set_slope_inter(1, 0)
+    data = out.to_bytes()
     return atomic_write(p, gzip.compress(data, 6, mtime=0) if p.name.lower().endswith('.gz') else data)
 
 # %% ../../nbs/01_io.nifti.ipynb #258bf261

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SeriesReadError', 'MissingSliceError', 'MultipleSeriesError', 'series_table', 'VolumeArray', 'load_series',
-           'show_volume', 'reorient']
+           'show_volume', 'reorientation', 'reorient', 'unorient']
 
 # %% ../../nbs/01_io.series.ipynb #84328e2a
 import re, math, struct, warnings
@@ -248,21 +248,35 @@ def show_volume(v, # Volume `(Z,Y,X)`, `(C,Z,Y,X)` (first channel) or `(T,Z,Y,X)
     return axs
 
 # %% ../../nbs/01_io.series.ipynb #1ced4858
-def reorient(v:VolumeArray, # `(Z,Y,X)` or `(T,Z,Y,X)` volume from `load_series`
-             to:str='LPS', # 'LPS': x towards the patient's left, y posterior (DICOM); 'RAS': x right, y anterior (NIfTI's canonical)
-            ) -> VolumeArray:
-    "Permute and flip the axes of `v` to the axial view `to`: z towards superior, x and y as `to` says"
+def reorientation(v:VolumeArray, to:str='LPS') -> tuple[list, list]:
+    "What `reorient(v, to)` does: the array axes that become z, y, x, and which of those it then flips"
     if to not in ('LPS', 'RAS'): raise InvalidArgumentError(f"to must be 'LPS' or 'RAS', not {to!r}")
     want = (1, 1, 1) if to == 'LPS' else (1, -1, -1)                   # sign of the patient LPS axis that array z, y, x should follow
     D = np.asarray(v.direction, float)
     comp = np.abs(D).argmax(1)                        # dominant patient axis (0: L, 1: P, 2: S) of the array's z, y, x
     if sorted(comp) != [0, 1, 2]: raise SeriesReadError(v.path or '<volume>', f"orientation {np.round(D, 3).tolist()} is too oblique to reorient")
     perm = [int(np.flatnonzero(comp == c)[0]) for c in (2, 1, 0)]        # array axis that becomes z, y, x
+    return perm, [i for i, c in enumerate((2, 1, 0)) if D[perm[i], c]*want[i] < 0]   # axes that run the wrong way
+
+def reorient(v:VolumeArray, # `(Z,Y,X)` or `(T,Z,Y,X)` volume from `load_series`
+             to:str='LPS', # 'LPS': x towards the patient's left, y posterior (DICOM); 'RAS': x right, y anterior (NIfTI's canonical)
+            ) -> VolumeArray:
+    "Permute and flip the axes of `v` to the axial view `to`: z towards superior, x and y as `to` says"
+    perm, flips = reorientation(v, to)
     lead = v.ndim - 3
     a = np.asarray(v).transpose(*range(lead), *(lead + p for p in perm))
+    D = np.asarray(v.direction, float)
     Dn, sp, org = D[perm].copy(), np.asarray(v.spacing, float)[perm], np.asarray(v.origin, float)
-    for i,c in enumerate((2, 1, 0)):
-        if Dn[i, c]*want[i] < 0:                                                  # runs the wrong way: flip, and move the origin to the other end
-            a = np.flip(a, lead + i); org = org + Dn[i]*sp[i]*(a.shape[lead + i] - 1); Dn[i] = -Dn[i]
+    for i in flips:                                                               # flip, and move the origin to the other end
+        a = np.flip(a, lead + i); org = org + Dn[i]*sp[i]*(a.shape[lead + i] - 1); Dn[i] = -Dn[i]
     return v.like(np.ascontiguousarray(a), spacing=tuple(map(float, sp)), origin=tuple(map(float, org)), direction=Dn,
-                  files=v.files if perm[0] == 0 and D[0, comp[0]]*want[0] > 0 else ())
+                  files=v.files if perm[0] == 0 and 0 not in flips else ())
+
+def unorient(a, # Array `(..., Z,Y,X)` on the grid of `reorient(v, to)` (a prediction, say)
+             v:VolumeArray, # The volume as stored
+             to:str='LPS') -> np.ndarray:
+    "`a` back on `v`'s own grid: the flips and the permutation of `reorient` undone (exactly)"
+    perm, flips = reorientation(v, to)
+    a = np.asarray(a); lead = a.ndim - 3
+    if flips: a = np.flip(a, [lead + i for i in flips])
+    return np.ascontiguousarray(a.transpose(*range(lead), *(lead + int(i) for i in np.argsort(perm))))

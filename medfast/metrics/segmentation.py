@@ -85,6 +85,10 @@ def summarize_scores(s:pd.DataFrame, # One row per image: `dice`, `iou`, `hd95`,
     out = dict(dice=r(t.dice.mean(), 5), iou=r(t.iou.mean(), 5), hd95=r(t.hd95.mean(), 3), dice_median=r(t.dice.median(), 5), dice_min=r(t.dice.min(), 5),
                images=len(s), misses=int(t.misses.sum()), unscored=int(u.sum()))
     if 'hd95_mm' in t and t.hd95_mm.notna().any(): out |= dict(hd95_mm=round(float(t.hd95_mm.dropna().mean()), 3), images_with_spacing=int(t.hd95_mm.notna().sum()))
+    if names := list(dict.fromkeys(c.split('/', 1)[1] for c in s.columns if '/' in c)):    # per class: `dice/<class>`, `hd95/<class>`, ..., `miss/<class>`
+        out['classes'] = {n: {m: r(t[f'{m}/{n}'].mean(), 5 if m == 'dice' else 3) for m in ('dice', 'hd95', 'hd95_mm') if f'{m}/{n}' in t}
+                             | ({'misses': int(t[f'miss/{n}'].sum())} if f'miss/{n}' in t else {}) for n in names}
+        if any(t[[c for c in t.columns if '/' in c and not c.startswith('miss/')]].isna().any()): raise InvalidArgumentError("per-class scores hold NaN: every scored image must have them for every class")
     return out
 
 # %% ../../nbs/03_metrics.segmentation.ipynb #39dbe6b1

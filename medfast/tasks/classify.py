@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['OBJECTIVES', 'XRAY', 'M3D', 'RULES', 'FOLDER', 'CSV', 'NPZ', 'SUBMISSION', 'BF16_REASONS', 'TASK', 'ClassifyParams',
            'csv_volumes', 'npz_row_shape', 'check_volume_rows', 'fixed_labels', 'image_size', 'upright', 'volume_size',
-           'volume_spacing', 'ClassifyOptions', 'BinaryLogitLoss', 'volume_prep', 'Classify', 'train_prior',
-           'label_indices', 'prior_adapted', 'decision_thresholds', 'fit_decision', 'set_size', 'progressive_resize',
-           'prediction_table', 'gradcam_items', 'plot_gradcam', 'plot_batch', 'shift_tables', 'classify_report']
+           'ClassifyOptions', 'BinaryLogitLoss', 'volume_prep', 'Classify', 'train_prior', 'label_indices',
+           'prior_adapted', 'decision_thresholds', 'fit_decision', 'set_size', 'progressive_resize', 'prediction_table',
+           'gradcam_items', 'plot_gradcam', 'plot_batch', 'shift_tables', 'classify_report']
 
 # %% ../../nbs/08_tasks.classify.ipynb #5505b5e7
 import dataclasses, warnings
@@ -38,7 +38,7 @@ from ..transforms.spatial import shape3
 from ..inference.sliding import sliding_window
 from ..inference.interpret import show_gradcam
 from ..engine.params import Options, Params, on_images, on_volumes, param, register_recipe, thaw
-from ..engine.plan import colour
+from ..engine.plan import colour, volume_spacing
 from ..engine.task import Task, Input, Output, Figure, Table
 from ..engine.inputs import TableOptions
 from ..engine.learner import Learner, ChannelsLastLayout, table_preds, fit, fine_tune, predict, submission_from_learner
@@ -180,13 +180,6 @@ def volume_size(fp:dict, p) -> tuple|None:
     side = max(fp['shape_median'])
     return dict(size=int(min(max(p.size) if isinstance(p.size, tuple) else p.size, max(16, 16*-(-side//16))))), f"the median volume is {'x'.join(map(str, fp['shape_median']))}"
 
-def volume_spacing(fp:dict, p) -> tuple|None:
-    "Volumes whose spacings differ (by more than 10% on an axis) are resampled to the median spacing, nnU-Net's target; volumes that share one are kept as they are"
-    if fp.get('dim') != 3 or 'spacing_median' not in fp: return None
-    lo, hi = np.array(fp['spacing_min']), np.array(fp['spacing_max'])
-    if (hi/lo).max() <= 1.1: return dict(spacing=None), f"every sampled volume has about the same spacing ({fp['spacing_median']} mm)"
-    return dict(spacing=tuple(fp['spacing_median'])), f"spacings range from {fp['spacing_min']} to {fp['spacing_max']} mm (z y x)"
-
 RULES = (fixed_labels, colour, image_size, upright, volume_size, volume_spacing)
 
 # %% ../../nbs/08_tasks.classify.ipynb #68c5cc52
@@ -313,9 +306,9 @@ class Classify(Task):
     def decision(self, learn, probs, table): return decision_thresholds(learn, probs, table) if learn.run_record.params.thresholds else None
     def rows(self, learn, table): return prediction_table(learn, table)
     def report(self, learn, rows, table): return classify_report(learn, rows, table)
-    def upgrade(self, name, params, spec):
+    def upgrade(self, name, params, spec, version):
         "A version-1 spec of the `volume` task: its `loss` is the `objective`, its channels come from the data"
-        if name != 'volume': return params, spec
+        if version > 1 or name != 'volume': return params, spec
         p = {k: v for k, v in params.items() if k not in ('loss', 'thresholds')}
         return p | dict(dim=3, channels=None, objective=params.get('loss')), spec
 

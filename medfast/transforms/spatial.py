@@ -37,12 +37,13 @@ def resample_volume(v:VolumeArray, # Volume `(Z,Y,X)` or `(T/C,Z,Y,X)` with its 
                     mask:bool=False, # A label mask: nearest neighbour, no smoothing, dtype kept
                     order:int=1, # Spline order for intensities (1 trilinear, 3 cubic)
                     anti_alias:bool=True, # Gaussian smoothing before downsampling
+                    shape:tuple|None=None, # Output (Z,Y,X); default: what the spacing gives (back onto a source grid: its shape)
                    ) -> VolumeArray:
     "`v` on a grid of `spacing` mm with the same origin and directions"
     if not isinstance(v, VolumeArray): raise InvalidArgumentError("resample_volume needs a VolumeArray (it carries the spacing): load it with load_volume, or wrap it as VolumeArray(a, spacing=...)")
     if v.ndim not in (3, 4): raise InvalidArgumentError(f"resample_volume takes (Z,Y,X) or (T,Z,Y,X), not shape {v.shape}")
     src, tgt = _spacing(v.spacing), _spacing(spacing)
-    shape, f = resampled_shape(v.shape[-3:], src, tgt), tgt/src
+    shape, f = tuple(shape or resampled_shape(v.shape[-3:], src, tgt)), tgt/src
     a = np.asarray(v)
     parts = [_resample3(x, f, shape, 0 if mask else order, anti_alias and not mask) for x in a.reshape(-1, *a.shape[-3:])]
     return v.like(np.stack(parts).reshape(*a.shape[:-3], *shape), spacing=tuple(map(float, tgt)))

@@ -27,16 +27,17 @@ class TensorVolume(TensorBase):
         return show_volume(v[0] if v.ndim == 4 else v, axs=ctx, title=title)
 
 # %% ../../nbs/02_transforms.volume.ipynb #243711d7
-NORMALIZE = ('minmax', 'percentile', 'zscore')
+NORMALIZE = ('minmax', 'percentile', 'zscore', 'clipz')
 
 def normalize_volume(v, # Volume `(Z,Y,X)` (or any shape)
-                     method:str='percentile', # 'minmax', 'percentile' (clip, then min-max) or 'zscore'
+                     method:str='percentile', # 'minmax', 'percentile' (clip, then min-max), 'zscore', or 'clipz' (clip to `pct`, then z-score: CT)
                      pct:tuple=(0.5, 99.5), # Percentiles for 'percentile'
                      mask=None, # 'zscore' only: boolean mask, or 'nonzero' (voxels above the minimum); statistics inside it, zero outside
                     ) -> np.ndarray:
     "Intensities to a common scale: [0, 1] for 'minmax'/'percentile', zero mean and unit variance inside `mask` for 'zscore'"
     a = np.asarray(v, np.float32)
     if method not in NORMALIZE: raise InvalidArgumentError(f"method must be one of {', '.join(NORMALIZE)}, not {method!r}")
+    if method == 'clipz': a = np.clip(a, *np.percentile(a, pct)).astype(np.float32); method = 'zscore'     # CT: outliers (metal, air) clipped first
     if method == 'zscore':
         m = (a > a.min()) if isinstance(mask, str) and mask == 'nonzero' else np.ones(a.shape, bool) if mask is None else np.asarray(mask, bool)
         if m.shape != a.shape: raise InvalidArgumentError(f"mask shape {m.shape} differs from the volume's {a.shape}")
