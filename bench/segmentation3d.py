@@ -7,7 +7,9 @@ case (a fifth held out for validation, seed 0). MONAI is a bench-only dependency
     and window (40x56x40, overlap 0.5, Gaussian blending, 4 windows per pass), on every validation volume and on one 128^3
     volume: medfast's `sliding_window` against MONAI's `sliding_window_inference`, alternated, the best of --repeat kept.
     Voxels per second, and the ratio. Both return logits (no activation) from CPU tensors; the outputs are checked to agree.
-(b) Training at one budget (`train`). Each trains for --minutes of wall time on the same training cases, then segments every
+(b) The network (`nets`). One training step (forward, backward) on a batch of 4 patches of 40x56x40, medfast's 3D U-Net against
+    the first one (`unet3d_v1`, model format 3 and before: a decoder stage past the input and back), alternated, best of --repeat.
+(c) Training at one budget (`train`). Each trains for --minutes of wall time on the same training cases, then segments every
     validation volume on its own grid, scored by the same code (`medfast.metrics.segmentation.dice_score`, per class):
     - medfast: `medfast.engine.learner.train` with the planned 'seg3d' recipe and `budget=--minutes` (what
       `medfast train --images --masks --budget` runs: the 3D U-Net, Dice + CE, a third of the patches on the foreground, flips);
@@ -16,7 +18,7 @@ case (a fifth held out for validation, seed 0). MONAI is a bench-only dependency
       batch 5, epochs until the minutes run out; `sliding_window_inference` on each validation volume.
     Dice per class and its mean, training minutes, epochs, and inference seconds per validation volume.
 
-Run: `python bench/segmentation3d.py [--parts window,train] [--minutes 10] [--repeat 3]`.
+Run: `python bench/segmentation3d.py [--parts window,nets,train] [--minutes 10] [--repeat 3]`.
 """
 import argparse, contextlib, sys, time, warnings
 from pathlib import Path
@@ -31,13 +33,13 @@ from medfast.engine.plan import make_plan
 from medfast.engine.learner import train
 from medfast.inference.sliding import sliding_window
 from medfast.metrics.segmentation import dice_score
-from medfast.models.unet import create_unet3d
+from medfast.models.unet import create_unet3d, create_unet3d_v1
 from medfast.tasks.segment import predict_volumes
 from fastai.learner import defaults
 defaults.callbacks = [c for c in defaults.callbacks if c.__name__ != 'ProgressCallback']
 
 ap = argparse.ArgumentParser()
-ap.add_argument('--parts', default='window,train')
+ap.add_argument('--parts', default='window,nets,train')
 ap.add_argument('--minutes', type=float, default=10., help='training budget of each side')
 ap.add_argument('--repeat', type=int, default=3)
 ap.add_argument('--json', default=None)
@@ -94,6 +96,18 @@ with contextlib.redirect_stdout(sys.stderr):     # fastai's epoch rows: stdout i
                     ratio=round(best[('monai', name)]/best[('medfast', name)], 2), argmax_agreement=round(agree, 5)))
                 log(out['window'][-1])
 
+    if 'nets' in parts:
+        seed_everything(0)
+        nets = {'unet3d (this one)': create_unet3d(1, 3, (16, 32, 64, 128), PATCH), 'unet3d_v1 (format 3 and before)': create_unet3d_v1(1, 3, (16, 32, 64, 128))}
+        x, y, best = torch.randn(4, 1, *PATCH), torch.randint(0, 3, (4, *PATCH)), {}
+        for rep in range(args.repeat):
+            for name in (list(nets) if rep % 2 == 0 else list(nets)[::-1]):
+                t = time.perf_counter(); torch.nn.functional.cross_entropy(nets[name](x), y).backward(); s = time.perf_counter() - t
+                best[name] = min(best.get(name, s), s)
+        out['nets'] = [dict(network=k, seconds_per_step=round(v, 2), parameters=sum(p.numel() for p in nets[k].parameters()),
+                            speedup=round(best['unet3d_v1 (format 3 and before)']/v, 2)) for k, v in best.items()]
+        log(out['nets'])
+
     if 'train' in parts:
         rows = []
         # medfast: the planned recipe at the budget
@@ -145,6 +159,6 @@ with contextlib.redirect_stdout(sys.stderr):     # fastai's epoch rows: stdout i
         log(rows[-1])
         out['train'] = rows
 
-for part in ('window', 'train'):
+for part in ('window', 'nets', 'train'):
     if part in out: print(pd.DataFrame(out[part]).to_string(index=False))
 save('segmentation3d', out, args, args.json)

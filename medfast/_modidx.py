@@ -220,6 +220,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'medfast.data.masks._files': ('data.masks.html#_files', 'medfast/data/masks.py'),
                                     'medfast.data.masks._hw': ('data.masks.html#_hw', 'medfast/data/masks.py'),
                                     'medfast.data.masks._names': ('data.masks.html#_names', 'medfast/data/masks.py'),
+                                    'medfast.data.masks._unpaired': ('data.masks.html#_unpaired', 'medfast/data/masks.py'),
                                     'medfast.data.masks.add_patients': ('data.masks.html#add_patients', 'medfast/data/masks.py'),
                                     'medfast.data.masks.check_mask_values': ('data.masks.html#check_mask_values', 'medfast/data/masks.py'),
                                     'medfast.data.masks.loaded_masks': ('data.masks.html#loaded_masks', 'medfast/data/masks.py'),

@@ -181,9 +181,13 @@ def segmentation3d(r):
                    "whose most probable class is the same in both outputs.\n\n" +
                    table(['input', 'volumes', 'voxels', 'medfast Mvoxels/s', 'MONAI Mvoxels/s', 'ratio', 'argmax agreement'],
                          [[w['input'], w['volumes'], w['voxels'], w['medfast_mvox_s'], w['monai_mvox_s'], f"{w['ratio']}x", w['argmax_agreement']] for w in r['window']]))
+    if 'nets' in r:
+        out.append("(b) One training step (forward and backward) on 4 patches of 40x56x40, alternated, best of the repeats: the 3D U-Net against the first one "
+                   "(`unet3d_v1`, whose last decoder stage ran past the input and back):\n\n" +
+                   table(['network', 'seconds per step', 'parameters', 'speed-up over unet3d_v1'], [[n['network'], n['seconds_per_step'], n['parameters'], f"{n['speedup']}x"] for n in r['nets']]))
     if 'train' in r:
         c = r['cases']
-        out.append(f"(b) Training at one wall-time budget on the same {c['train']} cases, then each of the {c['valid']} held-out cases (a fifth, by case) "
+        out.append(f"(c) Training at one wall-time budget on the same {c['train']} cases, then each of the {c['valid']} held-out cases (a fifth, by case) "
                    "segmented on its own grid and scored by the same code, Dice per class (a class absent from both scores 1, from one 0):\n\n" +
                    table(['side', 'train min', 'epochs', 'Dice anterior', 'Dice posterior', 'mean Dice', 'inference s per volume'],
                          [[t['side'], t['train_minutes'], t['epochs'], f"{t['anterior']:.4f}", f"{t['posterior']:.4f}", f"{t['mean']:.4f}", t['infer_s_per_volume']] for t in r['train']]))

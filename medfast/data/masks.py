@@ -39,6 +39,13 @@ def _files(folder, exts) -> dict:
 
 def _names(ks, n=5) -> str: return ', '.join(ks[:n]) + (f" and {len(ks) - n} more" if len(ks) > n else '')
 
+def _unpaired(ims:dict, mks:dict, no_mask:str, no_image:str, strict:bool):
+    "Say which inputs have no mask and which masks no input: a warning each (they are left out), or an error with `strict`"
+    for what, ks in ((no_mask, sorted(set(ims) - set(mks))), (no_image, sorted(set(mks) - set(ims)))):
+        if not ks: continue
+        if strict: raise InvalidArgumentError(f"{len(ks)} {what}: {_names(ks)}")
+        warnings.warn(f"{len(ks)} {what} (left out): {_names(ks)}")
+
 def mask_table(images, # Folder of images (PNG, JPEG, DICOM, ...)
                masks, # Folder of masks named by image stem (`<stem>.png`)
                patients:pd.DataFrame|None=None, # Table with `file` (an image file name or stem) and `patient`
@@ -47,11 +54,7 @@ def mask_table(images, # Folder of images (PNG, JPEG, DICOM, ...)
     "One row per image with a mask: `item`, `mask`, `width`, `height` (and `patient`); sizes checked"
     if Path(images).resolve() == Path(masks).resolve(): raise InvalidArgumentError(f"{masks}: the images and the masks are one folder; masks live in their own folder, named by image stem")
     ims, mks = _files(images, IMAGE_EXTS), _files(masks, MASK_EXTS)
-    for what, ks in ((f"images in {images} without a mask in {masks}", sorted(set(ims) - set(mks))),
-                     (f"masks in {masks} without an image in {images}", sorted(set(mks) - set(ims)))):
-        if not ks: continue
-        if strict: raise InvalidArgumentError(f"{len(ks)} {what}: {_names(ks)}")
-        warnings.warn(f"{len(ks)} {what} (left out): {_names(ks)}")
+    _unpaired(ims, mks, f"images in {images} without a mask in {masks}", f"masks in {masks} without an image in {images}", strict)
     stems = sorted(set(ims) & set(mks))
     if not stems:
         lossy = sorted({p.suffix.lower() for p in Path(masks).iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.webp')})
@@ -203,11 +206,7 @@ def volume_mask_table(images, # Folder of volumes: NIfTI files or DICOM series f
     "One row per case with a label map: `item`, `mask`, `patient` (the case, unless `patients` says), each pair on one grid"
     if Path(images).resolve() == Path(masks).resolve(): raise InvalidArgumentError(f"{masks}: the volumes and the label maps are one folder; label maps live in their own folder, named by case")
     ims, mks = volume_sources(images), volume_sources(masks, labels=True)
-    for what, ks in ((f"volumes in {images} without a label map in {masks}", sorted(set(ims) - set(mks))),
-                     (f"label maps in {masks} without a volume in {images}", sorted(set(mks) - set(ims)))):
-        if not ks: continue
-        if strict: raise InvalidArgumentError(f"{len(ks)} {what}: {_names(ks)}")
-        warnings.warn(f"{len(ks)} {what} (left out): {_names(ks)}")
+    _unpaired(ims, mks, f"volumes in {images} without a label map in {masks}", f"label maps in {masks} without a volume in {images}", strict)
     cases = sorted(set(ims) & set(mks))
     if not cases: raise DataMissingError(f"no volume in {images} has a NIfTI label map of the same case name in {masks}")
     for c in cases: check_same_grid(ims[c], mks[c], atol)
