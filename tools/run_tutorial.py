@@ -10,7 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BAR = re.compile(r'\|[█\- ]*\| *\d+(\.\d+)?% \[')
 
-def small_png(b64:str, max_width:int=900) -> str:
+WIDTH, QUALITY = 640, 60   # saved pictures: at most 640 px wide, JPEG quality 60 (six tutorials fit the 3 MB budget of nbs/)
+
+def small_png(b64:str, max_width:int=WIDTH) -> str:
     "A saved PNG at most `max_width` wide (the runner draws at retina resolution), palette-encoded"
     import base64, io
     from PIL import Image
@@ -19,7 +21,7 @@ def small_png(b64:str, max_width:int=900) -> str:
     buf = io.BytesIO(); im.quantize(128).save(buf, 'PNG', optimize=True)
     return base64.b64encode(buf.getvalue()).decode() + '\n'
 
-def small_jpeg(b64:str, max_width:int=900, quality:int=70) -> str:
+def small_jpeg(b64:str, max_width:int=WIDTH, quality:int=QUALITY) -> str:
     "A saved JPEG (or a PNG, re-encoded) at most `max_width` wide, at `quality` (radiographs: the notebook stays small, the picture still teaches)"
     import base64, io
     from PIL import Image
