@@ -66,7 +66,7 @@ class VolumePrep:
         if isinstance(src, NpzItem): v = VolumeArray(np.asarray(read_npz(src), np.float32), direction=AXIAL)
         else:
             v = load_volume(src, dtype=None if self.labels else 'float32')
-            if self.orient and v.order.startswith(('geometry', 'nifti')): v = reorient(v)
+            if self.reorients(v): v = reorient(v)
         if v.ndim == 4:
             if self.time != 'mean' and not (isinstance(self.time, (int, np.integer)) and -len(v) <= self.time < len(v)):
                 raise InvalidArgumentError(f"{src}: time must be 'mean' or a time point index below {len(v)}, not {self.time!r}")
@@ -80,6 +80,9 @@ class VolumePrep:
             v = v.like(a) if isinstance(v, VolumeArray) else a                 # keep the spacing for `keep_aspect`
         if self.shape is not None: v = resize_volume(v, self.shape, self.keep_aspect)
         return np.ascontiguousarray(v, np.float32)
+    def reorients(self, v) -> bool:
+        "Whether this prep turns `v` to the axial LPS view: `orient`, and a volume whose geometry is known (DICOM series, NIfTI)"
+        return self.orient and v.order.startswith(('geometry', 'nifti'))
     def label_map(self, v, src) -> np.ndarray:
         "A volume of class indices as uint8, on the grid of `spacing` (nearest neighbour)"
         a = np.asarray(v)
@@ -105,7 +108,7 @@ def restore(self:VolumePrep, a, # Array `(C,Z,Y,X)` (class probabilities, say) o
     if self.shape is not None or self.crop: raise InvalidArgumentError("only a prep that keeps every voxel (shape=None, crop=False) can be undone")
     g = volume_geometry(src)
     v = from_affine(np.zeros(g['shape'], np.uint8), g['affine'], order=g['order'])
-    oriented = self.orient and v.order.startswith(('geometry', 'nifti'))
+    oriented = self.reorients(v)
     o = reorient(v) if oriented else v
     a = np.asarray(a, np.float32)
     if self.spacing is not None:

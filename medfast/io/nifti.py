@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FLIP_XY', 'SWAP_ZX', 'CONVENTIONS', 'AXIAL', 'NIFTI_EXTS', 'nifti_affine', 'medfast_affine', 'lps_to_ras', 'world',
-           'from_affine', 'orientation', 'is_nifti', 'load_volume', 'nifti_header', 'nifti_image', 'save_volume',
-           'volume_geometry', 'check_same_grid', 'save_label_map', 'voxel_agreement']
+           'affine_spacing', 'from_affine', 'orientation', 'is_nifti', 'load_volume', 'nifti_header', 'nifti_image',
+           'save_volume', 'volume_geometry', 'check_same_grid', 'save_label_map', 'voxel_agreement']
 
 # %% ../../nbs/01_io.nifti.ipynb #6b487488
 import gzip
@@ -46,10 +46,14 @@ def world(v:VolumeArray, # A volume `(Z,Y,X)` or `(T,Z,Y,X)`
     p = idx @ a[:3, :3].T + a[:3, 3]
     return lps_to_ras(p) if convention == 'RAS' else p
 
+def affine_spacing(affine) -> tuple:
+    "Voxel size (mm, per index axis) of an affine: the lengths of its columns"
+    return tuple(float(x) for x in np.sqrt((np.asarray(affine, float)[:3, :3]**2).sum(0)))
+
 def from_affine(arr, affine, **kw) -> VolumeArray:
     "A `VolumeArray` of `arr` whose geometry is the medfast `affine` (spacing from its column lengths, direction from their directions)"
     a = np.asarray(affine, float)
-    sp = np.sqrt((a[:3, :3]**2).sum(0))
+    sp = np.array(affine_spacing(a))
     if (sp <= 0).any(): raise InvalidArgumentError(f"affine {np.round(a, 4).tolist()} has a zero-length axis")
     return VolumeArray(arr, spacing=tuple(map(float, sp)), origin=tuple(map(float, a[:3, 3])), direction=(a[:3, :3]/sp).T, **kw)
 
@@ -105,7 +109,7 @@ def nifti_header(path) -> dict:
     try: img = _nib().load(str(path))
     except Exception as e: raise ImageReadError(path, f"not a readable NIfTI file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     a = medfast_affine(img.affine)
-    return dict(shape=tuple(int(n) for n in img.shape[:3][::-1]), spacing=tuple(map(float, np.sqrt((a[:3, :3]**2).sum(0)))))
+    return dict(shape=tuple(int(n) for n in img.shape[:3][::-1]), spacing=affine_spacing(a))
 
 def nifti_image(v:VolumeArray, # The volume; a plain array gets 1 mm voxels at the origin
                 nifti2:bool=False, # NIfTI-2 (float64 affine) instead of NIfTI-1
@@ -135,7 +139,7 @@ def save_volume(v:VolumeArray, # Volume `(Z,Y,X)` or `(T,Z,Y,X)`
 
 # %% ../../nbs/01_io.nifti.ipynb #82e31365
 def volume_geometry(path) -> dict:
-    "Shape (Z,Y,X), medfast affine, orientation ('RAS', 'LPS', ...) and `order` (how `load_volume` read it) of a volume source: the header alone for NIfTI"
+    "Shape (Z,Y,X), medfast affine, spacing (mm, z-y-x), orientation ('RAS', 'LPS', ...) and `order` (how `load_volume` read it) of a volume source: the header alone for NIfTI"
     p = Path(path)
     if is_nifti(p) and p.is_file():
         try: img = _nib().load(str(p))
@@ -143,7 +147,7 @@ def volume_geometry(path) -> dict:
         shape, a, order = tuple(int(n) for n in img.shape[:3][::-1]), medfast_affine(img.affine), 'nifti'
     else: v = load_volume(p); shape, a, order = tuple(v.shape[-3:]), v.affine, v.order
     from nibabel.orientations import aff2axcodes
-    return dict(shape=shape, affine=a, orientation=''.join(aff2axcodes(nifti_affine(a))), order=order)
+    return dict(shape=shape, affine=a, spacing=affine_spacing(a), orientation=''.join(aff2axcodes(nifti_affine(a))), order=order)
 
 def check_same_grid(image, mask, # The image source and its label map
                     atol:float=1e-3, # Largest difference of the affines, in mm

@@ -205,7 +205,7 @@ def _truth(mask, ndim:int) -> np.ndarray:
 
 def _mm(r, ndim:int):
     "Pixel (voxel) size in mm, per axis: a label map's affine (3D; 1 mm for arrays), a DICOM image's header (2D), else None"
-    if ndim == 3: a = volume_geometry(r['mask'])['affine']; return tuple(np.sqrt((a[:3, :3]**2).sum(0)))
+    if ndim == 3: return volume_geometry(r['mask'])['spacing']
     return _spacing(r['item'])
 
 def _spacing(item):
@@ -272,7 +272,7 @@ def show_planes(learn, scores:pd.DataFrame, # Rows of `mask_scores` to draw (vol
     for ax_row, (_, r), p in zip(axs, scores.iterrows(), preds):
         v = load_volume(r['item']); v = v[0] if v.ndim == 4 else v
         t = _truth(r['mask'], 3)
-        if v.order.startswith(('geometry', 'nifti')): v, t, p = reorient(v), reorient(v.like(t)), reorient(v.like(p))
+        if VolumePrep().reorients(v): v, t, p = reorient(v), reorient(v.like(t)), reorient(v.like(p))
         v, t, p = np.asarray(v), np.asarray(t), np.asarray(p)
         c = np.round(ndimage.center_of_mass(t > 0) if (t > 0).any() else np.array(t.shape)/2).astype(int)
         for k, (ax, name) in enumerate(zip(ax_row, ('axial', 'coronal', 'sagittal'))):
